@@ -1,0 +1,176 @@
+"""The catalog: what the fleet serves (config/*.yaml).
+
+Every provider states what it serves explicitly: an Ollama provider lists its tags, a vLLM one
+its model and served name, a llama.cpp server its GGUF and alias. A provider that serves
+nothing cannot be written down, which is the bug this project exists to make impossible.
+Where and how things run (hosts, images, publishing, secrets) belongs to the stack file.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
+
+# Provider names become Docker DNS aliases and container-name suffixes: keep them DNS labels.
+ProviderName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
+ModelName = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^\S+$")]
+EnvVarName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+Fraction = Annotated[float, Field(gt=0, le=1)]
+
+# How each server kind listens inside its container unless the catalog says otherwise.
+DEFAULT_PORTS = {"ollama": 11434, "vllm": 8000, "llama_cpp": 8080, "llama_cpp_python": 8000}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Local(_Strict):
+    """Knobs shared by every server we provision."""
+
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    gpus: Literal["all"] | Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] | None = None
+    # Share of each GPU's memory this server may use; required when it shares a GPU with vLLM.
+    gpu_memory_budget: Fraction | None = None
+
+    @property
+    def listen_port(self) -> int:
+        return self.port or DEFAULT_PORTS[self.kind]  # type: ignore[attr-defined]
+
+
+class OllamaProvider(_Local):
+    kind: Literal["ollama"]
+    models: Annotated[list[ModelName], Field(min_length=1)]
+    context_length: Annotated[int, Field(gt=0)] | None = None
+    parallel: Annotated[int, Field(gt=0)] | None = None
+
+    @property
+    def served_names(self) -> list[str]:
+        return list(self.models)
+
+
+class VllmProvider(_Local):
+    kind: Literal["vllm"]
+    model: ModelName  # Hugging Face id or a path inside the container
+    served_name: ModelName
+    max_model_len: Annotated[int, Field(gt=0)] | None = None
+    # vLLM's own default is 0.9; we make it explicit so the GPU budget check can add it up.
+    gpu_memory_utilization: Fraction = 0.9
+    tensor_parallel_size: Annotated[int, Field(ge=1)] = 1
+    max_num_seqs: Annotated[int, Field(gt=0)] | None = None
+
+    @property
+    def served_names(self) -> list[str]:
+        return [self.served_name]
+
+    @property
+    def context_length(self) -> int | None:
+        return self.max_model_len
+
+
+class _Gguf(_Local):
+    gguf: str | None = None  # a path under /models inside the container
+    alias: ModelName
+    context_length: Annotated[int, Field(gt=0)] | None = None
+    # None means "all layers when a GPU is given, none otherwise".
+    gpu_layers: int | None = None
+
+    @property
+    def served_names(self) -> list[str]:
+        return [self.alias]
+
+
+class LlamaCppProvider(_Gguf):
+    kind: Literal["llama_cpp"]
+    hf: Annotated[str, StringConstraints(pattern=r"^[\w.-]+/[\w.-]+(:[\w.-]+)?$")] | None = None
+    parallel: Annotated[int, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> LlamaCppProvider:
+        if (self.gguf is None) == (self.hf is None):
+            raise ValueError("give exactly one of `gguf` (a file under /models) or `hf` (repo[:quant])")
+        return self
+
+
+class LlamaCppPythonProvider(_Gguf):
+    kind: Literal["llama_cpp_python"]
+    gguf: str
+
+    @model_validator(mode="after")
+    def _gguf_path(self) -> LlamaCppPythonProvider:
+        if not self.gguf.endswith(".gguf"):
+            raise ValueError("`gguf` must name a .gguf file under /models")
+        return self
+
+
+class ExternalModel(_Strict):
+    name: ModelName  # the name clients use at the gateway
+    upstream: ModelName | None = None  # the name the external API knows, when different
+
+    @property
+    def upstream_name(self) -> str:
+        return self.upstream or self.name
+
+
+def _external_models(value: object) -> object:
+    if isinstance(value, list):
+        return [{"name": m} if isinstance(m, str) else m for m in value]
+    return value
+
+
+class ExternalProvider(_Strict):
+    """An API we route to but do not provision (Ollama Cloud, OpenAI, ...)."""
+
+    kind: Literal["external"]
+    api: Literal["ollama", "openai"]
+    base_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+(/\S*)?$")]
+    api_key_env: EnvVarName | None = None
+    context_length: Annotated[int, Field(gt=0)] | None = None
+    # A bare string is shorthand for {name: <it>}; normalised once, at load.
+    models: Annotated[list[ExternalModel], BeforeValidator(_external_models), Field(min_length=1)]
+
+    @property
+    def served_names(self) -> list[str]:
+        return [m.name for m in self.models]
+
+
+Provider = Annotated[
+    OllamaProvider | VllmProvider | LlamaCppProvider | LlamaCppPythonProvider | ExternalProvider,
+    Field(discriminator="kind"),
+]
+LocalProvider = OllamaProvider | VllmProvider | LlamaCppProvider | LlamaCppPythonProvider
+
+
+class GroupMember(_Strict):
+    provider: ProviderName
+    model: ModelName | None = None  # defaults to the provider's only served name
+    weight: Annotated[float, Field(gt=0)] = 1.0
+
+
+class Alias(_Strict):
+    model: ModelName
+    hidden: bool = False
+
+
+class Routes(_Strict):
+    # One gateway name served by several providers, load-balanced by weight.
+    groups: dict[ModelName, Annotated[list[GroupMember], Field(min_length=2)]] = {}
+    fallbacks: dict[ModelName, Annotated[list[ModelName], Field(min_length=1)]] = {}
+    context_window_fallbacks: dict[ModelName, Annotated[list[ModelName], Field(min_length=1)]] = {}
+    aliases: dict[ModelName, ModelName | Alias] = {}
+
+    def alias_entries(self) -> dict[str, Alias]:
+        return {k: v if isinstance(v, Alias) else Alias(model=v) for k, v in self.aliases.items()}
+
+
+class Catalog(_Strict):
+    providers: Annotated[dict[ProviderName, Provider], Field(min_length=1)]
+    routes: Routes = Routes()
+
+    def local_providers(self) -> dict[str, LocalProvider]:
+        return {n: p for n, p in self.providers.items() if not isinstance(p, ExternalProvider)}
+
+
+WILDCARD = re.compile(r"[*?]")

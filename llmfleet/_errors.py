@@ -1,0 +1,71 @@
+"""Exceptions raised by llmfleet.
+
+    LlmfleetError                 base: catch this to catch everything below
+    ├── ConfigError               the catalog or stack file is wrong; carries every Problem found
+    └── DriftCheckError           the live gateway or a backend could not be checked
+
+Every message names what went wrong, where, and what to do about it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Severity = Literal["error", "warning"]
+KeyPath = tuple[str | int, ...]
+
+
+def format_key_path(path: KeyPath) -> str:
+    """`providers.vllm-qwen.model`, quoting keys that would read wrongly in a dotted path."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part and all(c.isalnum() or c in "_-" for c in part):
+            out += f".{part}" if out else part
+        else:
+            out += f"[{part!r}]"
+    return out or "(document)"
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with a file, located to the line of its key."""
+
+    file: str
+    line: int
+    col: int
+    path: KeyPath = field(compare=False)
+    message: str = field(compare=False)
+    rule: str = field(compare=False)
+    severity: Severity = field(default="error", compare=False)
+    hint: str = field(default="", compare=False)
+
+    def format(self) -> str:
+        where = format_key_path(self.path)
+        hint = f" {self.hint}" if self.hint else ""
+        return f"{self.file}:{self.line}:{self.col}: {self.severity}: {where}: {self.message}.{hint} ({self.rule})"
+
+    def format_github(self) -> str:
+        level = "error" if self.severity == "error" else "warning"
+        text = f"{format_key_path(self.path)}: {self.message}. {self.hint} ({self.rule})"
+        return f"::{level} file={self.file},line={self.line},col={self.col}::{text.strip()}"
+
+
+class LlmfleetError(Exception):
+    """Base of every error llmfleet raises on purpose."""
+
+
+class ConfigError(LlmfleetError):
+    """The catalog or the stack file has errors; `problems` lists all of them."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems)
+        errors = [p for p in self.problems if p.severity == "error"]
+        lines = "\n".join(p.format() for p in errors)
+        super().__init__(f"{len(errors)} error(s) in the fleet configuration:\n{lines}")
+
+
+class DriftCheckError(LlmfleetError):
+    """A live endpoint could not be checked; the message says which and why."""

@@ -1,0 +1,111 @@
+"""The stack file: where and how the catalog runs (stacks/Pulumi.<stack>.yaml).
+
+It is Pulumi's own stack config file, so `pulumi config set` edits it and the Pulumi program
+sees the same values. llmfleet reads the `llmfleet:` keys itself so that `validate`, `render`
+and `drift` work without the Pulumi CLI, and so errors point at lines. Secret values
+(`secure:`) are never read here: only the Pulumi program decrypts them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from ._catalog import ProviderName
+
+HostName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
+# An image reference pinned to a tag or digest; `latest` or no tag is refused by the checks.
+ImageRef = Annotated[str, StringConstraints(pattern=r"^\S+$")]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Host(_Strict):
+    # Docker endpoint: None is the local engine (DOCKER_HOST or the default socket).
+    docker: Annotated[str, StringConstraints(pattern=r"^(unix|ssh|tcp)://\S+$")] | None = None
+    # Address other hosts (the gateway) use to reach ports published on this host.
+    address: str | None = None
+    # Host directory with GGUF files, mounted read-only at /models; default a named volume.
+    gguf_dir: str | None = None
+
+
+class Placement(_Strict):
+    host: HostName | None = None
+    # Opt-in: publish the backend's port on loopback (on the gateway's host) for debugging.
+    publish: bool = False
+
+
+class Gateway(_Strict):
+    host: HostName | None = None
+    bind: str = "127.0.0.1"
+    port: Port = 4000
+    # Where clients and the drift check reach the gateway, when not http://bind:port.
+    url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")] | None = None
+
+
+class BuildSpec(_Strict):
+    build: str  # directory with a Dockerfile, relative to the project
+    tag: ImageRef = "llmfleet/llama-cpp-python-cuda:local"
+
+
+class Images(_Strict):
+    ollama: ImageRef | None = None
+    vllm: ImageRef | None = None
+    llama_cpp: ImageRef | None = None
+    llama_cpp_python: ImageRef | BuildSpec | None = None
+    litellm: ImageRef = "ghcr.io/berriai/litellm:v1.108.7"
+
+
+class Secure(_Strict):
+    secure: str
+
+
+class StackSettings(_Strict):
+    """The `llmfleet:` keys of a stack file's `config:` map."""
+
+    catalog: str = Field(alias="llmfleet:catalog")
+    hosts: dict[HostName, Host] = Field(default={"local": Host()}, alias="llmfleet:hosts")
+    providers: dict[ProviderName, Placement] = Field(default={}, alias="llmfleet:providers")
+    gateway: Gateway = Field(default=Gateway(), alias="llmfleet:gateway")
+    images: Images = Field(default=Images(), alias="llmfleet:images")
+    # Secrets: set with `pulumi config set --secret`; only their presence is checked here.
+    master_key: Secure | None = Field(default=None, alias="llmfleet:masterKey")
+    hf_token: Secure | None = Field(default=None, alias="llmfleet:hfToken")
+
+    @property
+    def gateway_host(self) -> str:
+        return self.gateway.host or next(iter(self.hosts))
+
+    def host_of(self, provider: str) -> str:
+        placement = self.providers.get(provider)
+        return (placement.host if placement and placement.host else None) or self.gateway_host
+
+    def publishes(self, provider: str) -> bool:
+        placement = self.providers.get(provider)
+        return bool(placement and placement.publish)
+
+    @property
+    def gateway_url(self) -> str:
+        if self.gateway.url:
+            return self.gateway.url
+        bind = self.gateway.bind
+        if bind in ("0.0.0.0", "::"):
+            bind = self.hosts[self.gateway_host].address or "127.0.0.1"
+        return f"http://{bind}:{self.gateway.port}"
+
+
+class StackFile(_Strict):
+    """The whole Pulumi.<stack>.yaml; keys of other namespaces (`docker:host`) pass through."""
+
+    config: dict[str, object]
+    encryptionsalt: str | None = None
+    secretsprovider: str | None = None
+    encryptedkey: str | None = None
+    environment: object | None = None
+
+
+Kind = Literal["ollama", "vllm", "llama_cpp", "llama_cpp_python", "external"]
