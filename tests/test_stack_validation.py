@@ -1,0 +1,154 @@
+"""Problems that come from the stack file (where and how), or from the stack and catalog together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .fleetdir import BASE_STACK, problems_of, short, write_project
+
+CATALOG = """\
+providers:
+  ollama:
+    kind: ollama
+    models: [llama3.1:latest]
+  vllm:
+    kind: vllm
+    model: Qwen/Qwen2.5-0.5B-Instruct
+    served_name: qwen
+    gpus: [0]
+    gpu_memory_utilization: 0.6
+  cloud:
+    kind: external
+    api: openai
+    base_url: https://api.openai.com/v1
+    api_key_env: OPENAI_API_KEY
+    models: [gpt-4o-mini]
+"""
+
+
+def problems(tmp_path: Path, stack: str, catalog: str = CATALOG) -> list[str]:
+    write_project(tmp_path, catalog, stack)
+    return [short(p) for p in problems_of(tmp_path)]
+
+
+def test_base_stack_is_clean(tmp_path: Path) -> None:
+    assert problems(tmp_path, BASE_STACK) == []
+
+
+def test_placement_problems_name_the_stack_keys(tmp_path: Path) -> None:
+    stack = (
+        BASE_STACK
+        + """\
+  llmfleet:hosts:
+    local: {}
+    gpu-1:
+      docker: ssh://ops@gpu-1
+  llmfleet:providers:
+    vllm: {host: gpu-1}
+    ollama: {host: gpu-2}
+    cloud: {publish: true}
+    olama: {publish: true}
+"""
+    )
+    assert problems(tmp_path, stack) == [
+        "12:5 error missing-address | config['llmfleet:hosts'].gpu-1: provider 'vllm' runs on 'gpu-1' but the "
+        "gateway has no address to reach it. Set llmfleet:hosts.gpu-1.address to an IP or name of 'gpu-1'.",
+        "16:14 error unknown-host | config['llmfleet:providers'].ollama.host: no host named 'gpu-2'. "
+        "Did you mean 'gpu-1'?",
+        "17:5 error external-placement | config['llmfleet:providers'].cloud: 'cloud' is external: it is not "
+        "deployed, so it has no placement. Remove this entry.",
+        "18:5 error unknown-provider | config['llmfleet:providers'].olama: the catalog has no provider 'olama'. "
+        "Did you mean 'ollama'?",
+    ]
+
+
+def test_gpu_budget_is_per_host(tmp_path: Path) -> None:
+    catalog = (
+        CATALOG
+        + """\
+  vllm-2:
+    kind: vllm
+    port: 8001
+    model: Qwen/Qwen2.5-0.5B-Instruct
+    served_name: qwen-2
+    gpus: [0]
+    gpu_memory_utilization: 0.6
+"""
+    )
+    assert problems(tmp_path, BASE_STACK, catalog) == [
+        "23:5 error gpu-budget | providers.vllm-2.gpu_memory_utilization: GPU 0 on host 'local' is over budget: "
+        "vllm 0.6, vllm-2 0.6 sum to 1.20 (at most 0.95). Lower gpu_memory_utilization, or put the servers on "
+        "different GPUs."
+    ]
+    # The same two servers on two hosts use two different GPU 0s.
+    stack = (
+        BASE_STACK
+        + """\
+  llmfleet:hosts:
+    local: {}
+    gpu-1: {docker: "ssh://ops@gpu-1", address: 10.0.0.11}
+  llmfleet:providers:
+    vllm-2: {host: gpu-1}
+"""
+    )
+    assert problems(tmp_path, stack, catalog) == []
+
+
+def test_images_must_exist_and_be_pinned(tmp_path: Path) -> None:
+    stack = """\
+config:
+  llmfleet:catalog: config/catalog.yaml
+  llmfleet:images:
+    ollama: ollama/ollama
+    litellm: ghcr.io/berriai/litellm:latest
+  llmfleet:masterKey: {secure: abc}
+"""
+    assert problems(tmp_path, stack) == [
+        "3:3 error missing-image | config['llmfleet:images']: no image for 'vllm' providers. "
+        "Set llmfleet:images.vllm to a pinned image tag.",
+        "4:5 error image-unpinned | config['llmfleet:images'].ollama: image 'ollama/ollama' is not pinned. "
+        "Use a version tag or a digest, not `latest` or no tag.",
+        "5:5 error image-unpinned | config['llmfleet:images'].litellm: image 'ghcr.io/berriai/litellm:latest' "
+        "is not pinned. Use a version tag or a digest, not `latest` or no tag.",
+    ]
+
+
+def test_registry_port_is_not_a_tag(tmp_path: Path) -> None:
+    stack = BASE_STACK.replace("ollama/ollama:0.14.1", "registry.local:5000/ollama")
+    assert problems(tmp_path, stack) == [
+        "4:5 error image-unpinned | config['llmfleet:images'].ollama: image 'registry.local:5000/ollama' is not "
+        "pinned. Use a version tag or a digest, not `latest` or no tag."
+    ]
+
+
+def test_plaintext_secret_and_unknown_keys(tmp_path: Path) -> None:
+    stack = BASE_STACK.replace(
+        "  llmfleet:masterKey:\n    secure: v1:AAAAAAAAAAAAAAAA:BBBBBBBBBBBBBBBB\n",
+        "  llmfleet:masterKey: sk-plain-text\n  llmfleet:gatway: {port: 4001}\n  docker:host: unix:///x.sock\n",
+    )
+    assert problems(tmp_path, stack) == [
+        "8:3 error plaintext-secret | config['llmfleet:masterKey']: a secret is stored in plain text. "
+        "Remove it and run: pulumi config set --secret llmfleet:masterKey <value> --stack test.",
+        "9:3 error schema-extra-forbidden | config['llmfleet:gatway']: unknown key 'llmfleet:gatway'. "
+        "Did you mean 'llmfleet:gateway'?",
+    ]
+
+
+def test_missing_master_key_is_a_warning(tmp_path: Path) -> None:
+    stack = BASE_STACK.split("  llmfleet:masterKey")[0]
+    assert problems(tmp_path, stack) == [
+        "1:1 warning missing-secret | config: no gateway master key is set. "
+        "Run: pulumi config set --secret llmfleet:masterKey <key> --stack test."
+    ]
+
+
+def test_missing_stack_and_catalog_files(tmp_path: Path) -> None:
+    write_project(tmp_path, CATALOG)
+    assert [short(p) for p in problems_of(tmp_path, "prod")] == [
+        "1:1 error unknown-stack | (document): no stack 'prod'. Known stacks: test."
+    ]
+    write_project(tmp_path, CATALOG, BASE_STACK.replace("config/catalog.yaml", "config/nope.yaml"))
+    assert [short(p) for p in problems_of(tmp_path)] == [
+        "2:3 error missing-file | config['llmfleet:catalog']: catalog 'config/nope.yaml' not found. "
+        "Give a path relative to the project directory."
+    ]
