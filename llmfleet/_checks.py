@@ -68,6 +68,16 @@ class _Checker:
                 "missing-secret",
                 f"Run: pulumi config set --secret llmfleet:masterKey <key> --stack {self.name}.",
             )
+        for pname, p in self.catalog.providers.items():
+            if isinstance(p, ExternalProvider) and p.api_key_env and p.api_key_env not in self.stack.api_keys:
+                self.warn(
+                    self.stk,
+                    ("config",),
+                    f"no secret {p.api_key_env} for external provider '{pname}'",
+                    "missing-secret",
+                    f"Run: pulumi config set --secret --path 'llmfleet:apiKeys.{p.api_key_env}' <key>"
+                    f" --stack {self.name}.",
+                )
         return self.problems
 
     # -- what is served -------------------------------------------------------------------

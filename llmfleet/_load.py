@@ -152,6 +152,19 @@ def load_stack_settings(
                 )
             )
             del ours[key]
+    keys = ours.get(NAMESPACE + "apiKeys")
+    if isinstance(keys, dict):
+        for name in [n for n, v in keys.items() if not isinstance(v, dict)]:
+            problems.append(
+                doc.source.problem(
+                    ("config", NAMESPACE + "apiKeys", name),
+                    "a secret is stored in plain text",
+                    "plaintext-secret",
+                    f"Remove it and run: pulumi config set --secret --path '{NAMESPACE}apiKeys.{name}' <key>"
+                    f" --stack {stack}.",
+                )
+            )
+            del keys[name]
     try:
         settings = StackSettings.model_validate(ours)
     except ValidationError as exc:

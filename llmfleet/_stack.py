@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from ._catalog import ProviderName
+from ._catalog import EnvVarName, ProviderName
 
 HostName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
 # An image reference pinned to a tag or digest; `latest` or no tag is refused by the checks.
@@ -75,6 +75,8 @@ class StackSettings(_Strict):
     # Secrets: set with `pulumi config set --secret`; only their presence is checked here.
     master_key: Secure | None = Field(default=None, alias="llmfleet:masterKey")
     hf_token: Secure | None = Field(default=None, alias="llmfleet:hfToken")
+    # Keys for external providers, by env var name: pulumi config set --secret --path 'llmfleet:apiKeys.NAME'
+    api_keys: dict[EnvVarName, Secure] = Field(default={}, alias="llmfleet:apiKeys")
 
     @property
     def gateway_host(self) -> str:

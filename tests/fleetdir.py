@@ -16,6 +16,9 @@ config:
     vllm: vllm/vllm-openai:v0.18.0
     llama_cpp: ghcr.io/ggml-org/llama.cpp:server-b9628
     llama_cpp_python: ghcr.io/abetlen/llama-cpp-python:v0.3.16
+  llmfleet:apiKeys:
+    OPENAI_API_KEY: {secure: v1:CCCCCCCCCCCCCCCC}
+    OLLAMA_API_KEY: {secure: v1:DDDDDDDDDDDDDDDD}
   llmfleet:masterKey:
     secure: v1:AAAAAAAAAAAAAAAA:BBBBBBBBBBBBBBBB
 """

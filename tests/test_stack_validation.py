@@ -51,13 +51,13 @@ def test_placement_problems_name_the_stack_keys(tmp_path: Path) -> None:
 """
     )
     assert problems(tmp_path, stack) == [
-        "12:5 error missing-address | config['llmfleet:hosts'].gpu-1: provider 'vllm' runs on 'gpu-1' but the "
+        "15:5 error missing-address | config['llmfleet:hosts'].gpu-1: provider 'vllm' runs on 'gpu-1' but the "
         "gateway has no address to reach it. Set llmfleet:hosts.gpu-1.address to an IP or name of 'gpu-1'.",
-        "16:14 error unknown-host | config['llmfleet:providers'].ollama.host: no host named 'gpu-2'. "
+        "19:14 error unknown-host | config['llmfleet:providers'].ollama.host: no host named 'gpu-2'. "
         "Did you mean 'gpu-1'?",
-        "17:5 error external-placement | config['llmfleet:providers'].cloud: 'cloud' is external: it is not "
+        "20:5 error external-placement | config['llmfleet:providers'].cloud: 'cloud' is external: it is not "
         "deployed, so it has no placement. Remove this entry.",
-        "18:5 error unknown-provider | config['llmfleet:providers'].olama: the catalog has no provider 'olama'. "
+        "21:5 error unknown-provider | config['llmfleet:providers'].olama: the catalog has no provider 'olama'. "
         "Did you mean 'ollama'?",
     ]
 
@@ -104,6 +104,8 @@ config:
   llmfleet:masterKey: {secure: abc}
 """
     assert problems(tmp_path, stack) == [
+        "1:1 warning missing-secret | config: no secret OPENAI_API_KEY for external provider 'cloud'. Run: "
+        "pulumi config set --secret --path 'llmfleet:apiKeys.OPENAI_API_KEY' <key> --stack test.",
         "3:3 error missing-image | config['llmfleet:images']: no image for 'vllm' providers. "
         "Set llmfleet:images.vllm to a pinned image tag.",
         "4:5 error image-unpinned | config['llmfleet:images'].ollama: image 'ollama/ollama' is not pinned. "
@@ -127,9 +129,9 @@ def test_plaintext_secret_and_unknown_keys(tmp_path: Path) -> None:
         "  llmfleet:masterKey: sk-plain-text\n  llmfleet:gatway: {port: 4001}\n  docker:host: unix:///x.sock\n",
     )
     assert problems(tmp_path, stack) == [
-        "8:3 error plaintext-secret | config['llmfleet:masterKey']: a secret is stored in plain text. "
+        "11:3 error plaintext-secret | config['llmfleet:masterKey']: a secret is stored in plain text. "
         "Remove it and run: pulumi config set --secret llmfleet:masterKey <value> --stack test.",
-        "9:3 error schema-extra-forbidden | config['llmfleet:gatway']: unknown key 'llmfleet:gatway'. "
+        "12:3 error schema-extra-forbidden | config['llmfleet:gatway']: unknown key 'llmfleet:gatway'. "
         "Did you mean 'llmfleet:gateway'?",
     ]
 
