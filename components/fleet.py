@@ -1,0 +1,131 @@
+"""Compose a validated Fleet into components: one DockerHost per host in use, one server
+component per provisioned provider, and the gateway after all of them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pulumi
+
+from llmfleet import (
+    ExternalProvider,
+    Fleet,
+    LlamaCppProvider,
+    LlamaCppPythonProvider,
+    OllamaProvider,
+    VllmProvider,
+    backend_root,
+    declared_models,
+    render_gateway_config,
+)
+
+from .docker_host import DockerHost, DockerHostArgs
+from .gateway import Gateway, GatewayArgs
+from .llama_cpp import LlamaCppServer, LlamaCppServerArgs
+from .llama_cpp_python import LlamaCppPythonServer, LlamaCppPythonServerArgs
+from .ollama import OllamaServer, OllamaServerArgs
+from .server_container import Placement
+from .vllm import VllmServer, VllmServerArgs
+
+Server = OllamaServer | VllmServer | LlamaCppServer | LlamaCppPythonServer
+
+
+@dataclass
+class FleetSecrets:
+    master_key: pulumi.Input[str]
+    hf_token: pulumi.Input[str] | None = None
+    api_keys: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+
+
+@dataclass
+class DeployedFleet:
+    gateway: Gateway
+    hosts: dict[str, DockerHost]
+    servers: dict[str, Server]
+    endpoints: dict[str, str]  # how the gateway reaches each provider
+
+
+def required_api_keys(fleet: Fleet) -> list[str]:
+    return sorted({p.api_key_env for p in fleet.catalog.providers.values()
+                   if isinstance(p, ExternalProvider) and p.api_key_env})  # fmt: skip
+
+
+def deploy_fleet(fleet: Fleet, secrets: FleetSecrets, project_dir: Path) -> DeployedFleet:
+    stack, settings, catalog = fleet.name, fleet.stack, fleet.catalog
+    missing = [k for k in required_api_keys(fleet) if k not in secrets.api_keys]
+    if missing:  # checked before anything is created
+        keys = ", ".join(missing)
+        raise pulumi.RunError(
+            f"stack '{stack}': no secret for {keys} (external providers' api_key_env). Run: "
+            + "; ".join(
+                f"pulumi config set --secret --path 'llmfleet:apiKeys.{k}' <key> --stack {stack}" for k in missing
+            )
+        )
+    gateway_host = settings.gateway_host
+    in_use = sorted({settings.host_of(p) for p in catalog.local_providers()} | {gateway_host})
+    hosts = {h: DockerHost(f"host-{h}", DockerHostArgs(stack, settings.hosts[h])) for h in in_use}
+
+    servers: dict[str, Server] = {}
+    backends: list[pulumi.Resource] = []
+    for name, provider in catalog.local_providers().items():
+        host_name = settings.host_of(name)
+        host = hosts[host_name]
+        if host_name != gateway_host:
+            publish_ip = settings.hosts[host_name].address  # the gateway reaches it there
+        else:
+            publish_ip = "127.0.0.1" if settings.publishes(name) else None
+        placement = Placement(stack, host_name, host.network_name, host.provider, publish_ip)
+        server = _server(name, provider, fleet, placement, host, secrets, project_dir)
+        servers[name] = server
+        backends.append(server.container)
+        if isinstance(server, OllamaServer):
+            backends.extend(server.models.values())
+
+    gw = hosts[gateway_host]
+    gateway = Gateway(
+        "gateway",
+        GatewayArgs(
+            image=settings.images.litellm,
+            config_yaml=render_gateway_config(fleet),
+            declared_models=declared_models(catalog),
+            master_key=secrets.master_key,
+            placement=Placement(stack, gateway_host, gw.network_name, gw.provider, settings.gateway.bind),
+            port=settings.gateway.port,
+            url=settings.gateway_url,
+            api_keys={k: secrets.api_keys[k] for k in required_api_keys(fleet)},
+            backends=backends,
+        ),
+    )
+    endpoints = {name: backend_root(fleet, name) for name in catalog.local_providers()}
+    return DeployedFleet(gateway, hosts, servers, endpoints)
+
+
+def _server(
+    name: str,
+    provider: object,
+    fleet: Fleet,
+    placement: Placement,
+    host: DockerHost,
+    secrets: FleetSecrets,
+    project_dir: Path,
+) -> Server:
+    images = fleet.stack.images
+    if isinstance(provider, OllamaProvider):
+        docker_host = fleet.stack.hosts[placement.host].docker
+        return OllamaServer(name, OllamaServerArgs(provider, images.ollama or "", placement, docker_host))
+    if isinstance(provider, VllmProvider):
+        return VllmServer(
+            name,
+            VllmServerArgs(provider, images.vllm or "", placement, host.hf_cache.name, host.vllm_cache.name,
+                           secrets.hf_token),
+        )  # fmt: skip
+    if isinstance(provider, LlamaCppProvider):
+        return LlamaCppServer(
+            name, LlamaCppServerArgs(provider, images.llama_cpp or "", placement, host.hf_cache.name, host.gguf,
+                                     secrets.hf_token)
+        )  # fmt: skip
+    assert isinstance(provider, LlamaCppPythonProvider)
+    image = images.llama_cpp_python or ""
+    return LlamaCppPythonServer(name, LlamaCppPythonServerArgs(provider, image, placement, host.gguf, project_dir))

@@ -1,0 +1,75 @@
+"""The LiteLLM gateway: the rendered config uploaded into the container, the master key from a
+stack secret as an environment variable, published only on the stack's bind address, started
+after every backend it routes to is healthy and every Ollama pull is done."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_docker as docker
+
+from .server_container import ContainerSpec, Placement, pulled_image, python_http_check, server_container
+
+CONFIG_PATH = "/app/config.yaml"
+PORT = 4000  # inside the container; the stack chooses the published port
+
+
+def gateway_spec() -> ContainerSpec:
+    return ContainerSpec(
+        kind="litellm",
+        port=PORT,
+        command=["--config", CONFIG_PATH, "--port", str(PORT)],
+        # Liveliness needs no key and does not call backends (/health would send completions).
+        healthcheck=python_http_check(f"http://127.0.0.1:{PORT}/health/liveliness", start_period_s=60),
+        wait_timeout_s=180,
+    )
+
+
+def secret_envs(master_key: pulumi.Input[str], api_keys: Mapping[str, pulumi.Input[str]]) -> pulumi.Output[list[str]]:
+    """LITELLM_MASTER_KEY and external API keys as `NAME=value`, as one secret Output."""
+    names = ["LITELLM_MASTER_KEY", *sorted(api_keys)]
+    values = [master_key, *(api_keys[n] for n in sorted(api_keys))]
+    return pulumi.Output.secret(
+        pulumi.Output.all(*values).apply(lambda vs: [f"{n}={v}" for n, v in zip(names, vs, strict=True)])
+    )
+
+
+@dataclass
+class GatewayArgs:
+    image: str
+    config_yaml: str
+    declared_models: list[str]
+    master_key: pulumi.Input[str]
+    placement: Placement  # its publish_ip is the stack's bind address
+    port: int
+    url: str
+    api_keys: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    backends: Sequence[pulumi.Resource] = ()
+
+
+class Gateway(pulumi.ComponentResource):
+    url: pulumi.Output[str]
+    declared_models: pulumi.Output[list[str]]
+    master_key: pulumi.Output[str]
+    container: docker.Container
+
+    def __init__(self, name: str, args: GatewayArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("llmfleet:index:Gateway", name, {}, opts)
+        image = pulled_image(name, args.image, args.placement, self)
+        self.container = server_container(
+            name,
+            gateway_spec(),
+            image.image_id,
+            args.placement,
+            self,
+            extra_env=secret_envs(args.master_key, args.api_keys),
+            uploads=[docker.ContainerUploadArgs(file=CONFIG_PATH, content=args.config_yaml)],
+            depends_on=args.backends,
+            external_port=args.port,
+        )
+        self.url = pulumi.Output.from_input(args.url)
+        self.declared_models = pulumi.Output.from_input(list(args.declared_models))
+        self.master_key = pulumi.Output.secret(args.master_key)
+        self.register_outputs({"url": self.url, "declared_models": self.declared_models, "master_key": self.master_key})

@@ -1,0 +1,73 @@
+"""llama.cpp's native llama-server: one GGUF, always given --alias, -ngl and --port."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from llmfleet import LlamaCppProvider
+
+from .server_container import ContainerSpec, Healthcheck, Mount, Placement, gpu_request, pulled_image, server_container
+from .vllm import HF_CACHE, secret_env
+
+MODELS_DIR = "/models"
+
+
+def gpu_layers(p: LlamaCppProvider) -> int:
+    """Every layer on the GPU when one is given, none otherwise, unless the catalog says."""
+    if p.gpu_layers is not None:
+        return p.gpu_layers
+    return 999 if p.gpus is not None else 0
+
+
+def llama_server_command(p: LlamaCppProvider) -> list[str]:
+    source = ["-m", p.gguf] if p.gguf else ["-hf", p.hf or ""]
+    # --alias always: without it /v1/models reports the file path as the model id.
+    # --port always: the default is changing upstream.
+    cmd = [*source, "--alias", p.alias, "--host", "0.0.0.0", "--port", str(p.listen_port), "-ngl", str(gpu_layers(p))]
+    if p.context_length:
+        cmd += ["-c", str(p.context_length)]
+    if p.parallel:
+        cmd += ["-np", str(p.parallel)]
+    return cmd
+
+
+def llama_server_spec(p: LlamaCppProvider, hf_cache: pulumi.Input[str], gguf: Mount) -> ContainerSpec:
+    return ContainerSpec(
+        kind="llama_cpp",
+        port=p.listen_port,
+        command=llama_server_command(p),
+        # -hf downloads land in the shared Hugging Face cache volume.
+        env={"LLAMA_CACHE": f"{HF_CACHE}/llama.cpp", "HF_HOME": HF_CACHE},
+        # /health is 503 while loading and 200 when ready; /v1/models answers 200 even while loading.
+        healthcheck=Healthcheck(["CMD", "curl", "-fsS", f"http://127.0.0.1:{p.listen_port}/health"], 900),
+        wait_timeout_s=900,
+        mounts=[Mount(HF_CACHE, volume=hf_cache), gguf],
+        gpus=gpu_request(p.gpus),
+    )
+
+
+@dataclass
+class LlamaCppServerArgs:
+    provider: LlamaCppProvider
+    image: str
+    placement: Placement
+    hf_cache: pulumi.Input[str]
+    gguf: Mount
+    hf_token: pulumi.Input[str] | None = None
+
+
+class LlamaCppServer(pulumi.ComponentResource):
+    container: docker.Container
+    served_names: pulumi.Output[list[str]]
+
+    def __init__(self, name: str, args: LlamaCppServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("llmfleet:index:LlamaCppServer", name, {}, opts)
+        image = pulled_image(name, args.image, args.placement, self)
+        spec = llama_server_spec(args.provider, args.hf_cache, args.gguf)
+        token = secret_env("HF_TOKEN", args.hf_token)
+        self.container = server_container(name, spec, image.image_id, args.placement, self, extra_env=token)
+        self.served_names = pulumi.Output.from_input(list(args.provider.served_names))
+        self.register_outputs({"container": self.container.name, "served_names": self.served_names})

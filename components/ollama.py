@@ -1,0 +1,71 @@
+"""Ollama: one container with its models on a volume, and each declared tag pulled as a
+resource of its own (components/ollama_model.py), so `pulumi preview` shows tags come and go."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from llmfleet import OllamaProvider
+
+from .ollama_model import OllamaModel, OllamaModelArgs
+from .server_container import ContainerSpec, Healthcheck, Mount, Placement, gpu_request, pulled_image, server_container
+
+MODELS_DIR = "/root/.ollama"
+
+
+def ollama_spec(p: OllamaProvider, models_volume: pulumi.Input[str]) -> ContainerSpec:
+    env = {"OLLAMA_HOST": f"0.0.0.0:{p.listen_port}"}
+    if p.context_length:
+        env["OLLAMA_CONTEXT_LENGTH"] = str(p.context_length)
+    if p.parallel:
+        env["OLLAMA_NUM_PARALLEL"] = str(p.parallel)
+    return ContainerSpec(
+        kind="ollama",
+        port=p.listen_port,
+        env=env,
+        # The image has no curl; the ollama CLI talks to the server through OLLAMA_HOST.
+        healthcheck=Healthcheck(["CMD", "ollama", "list"], start_period_s=30),
+        wait_timeout_s=180,
+        mounts=[Mount(MODELS_DIR, volume=models_volume)],
+        gpus=gpu_request(p.gpus),
+    )
+
+
+@dataclass
+class OllamaServerArgs:
+    provider: OllamaProvider
+    image: str
+    placement: Placement
+    docker_host: str | None  # for the pulls, which run `docker exec` against this host
+
+
+class OllamaServer(pulumi.ComponentResource):
+    container: docker.Container
+    models: dict[str, OllamaModel]
+    served_names: pulumi.Output[list[str]]
+
+    def __init__(self, name: str, args: OllamaServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("llmfleet:index:OllamaServer", name, {}, opts)
+        placement = args.placement
+        volume = docker.Volume(
+            f"{name}-models",
+            docker.VolumeArgs(name=f"llmfleet-{placement.stack}-{name}-models"),
+            opts=pulumi.ResourceOptions(parent=self, provider=placement.provider, retain_on_delete=True),
+        )
+        image = pulled_image(name, args.image, placement, self)
+        spec = ollama_spec(args.provider, volume.name)
+        self.container = server_container(name, spec, image.image_id, placement, self)
+        # Pull only once the server is healthy (the container waits for its healthcheck).
+        self.models = {
+            tag: OllamaModel(
+                f"{name}-model-{tag}",
+                OllamaModelArgs(docker_host=args.docker_host, container=self.container.name, tag=tag),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.container]),
+            )
+            for tag in args.provider.models
+        }
+        self.served_names = pulumi.Output.from_input(list(args.provider.served_names))
+        self.register_outputs({"container": self.container.name, "served_names": self.served_names})

@@ -1,0 +1,117 @@
+"""One pulled Ollama model as a Pulumi resource (a dynamic provider).
+
+Why a dynamic resource running `ollama` inside the server's container (`docker exec`) rather
+than a one-shot puller container or an HTTP call to /api/pull:
+- deleting the resource deletes the model (`ollama rm`); a puller container cannot;
+- `pulumi refresh` notices a model removed by hand (read lists the tags);
+- it needs no published port: the CLI in the container talks to its own server, and `docker
+  --host ssh://...` reaches remote hosts the same way the docker provider does.
+It needs the docker CLI where `pulumi up` runs.
+
+Pulumi pickles the provider (by reference to this module) into the state and runs it in another
+process, started in the program's directory (pulumi/pulumi#5455) with `python -m`, so this module
+is importable there; importing it must register nothing (pulumi/pulumi#7453). Tests load the
+pickled provider in a fresh interpreter started in the project directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider
+
+# (argv, timeout seconds) -> (exit code, stdout, stderr)
+Runner = Callable[[Sequence[str], float], tuple[int, str, str]]
+
+
+class OllamaModelProvider(ResourceProvider):
+    """create = pull, delete = rm, read = is it still listed; a change of tag or container replaces."""
+
+    PULL_TIMEOUT_S = 3600  # a 70B model over a slow link
+
+    def __init__(self, runner: Runner | None = None) -> None:
+        self._runner = runner
+
+    @staticmethod
+    def docker_exec(docker_host: str | None, container: str, args: Sequence[str]) -> list[str]:
+        host = ["--host", docker_host] if docker_host else []
+        return ["docker", *host, "exec", container, "ollama", *args]
+
+    @staticmethod
+    def run(argv: Sequence[str], timeout: float) -> tuple[int, str, str]:
+        import subprocess
+
+        try:
+            done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, check=False)
+        except FileNotFoundError:
+            return 127, "", "the docker CLI is not installed where `pulumi up` runs (needed to pull Ollama models)"
+        except subprocess.TimeoutExpired:
+            return 124, "", f"timed out after {timeout:.0f} s"
+        return done.returncode, done.stdout, done.stderr
+
+    @staticmethod
+    def list_tags(output: str) -> dict[str, str]:
+        """Parse `ollama list` (NAME  ID  SIZE  MODIFIED) into {name: id}."""
+        tags = {}
+        for line in output.splitlines()[1:]:
+            fields = line.split()
+            if len(fields) >= 2:
+                tags[fields[0]] = fields[1]
+        return tags
+
+    @staticmethod
+    def listed_name(tag: str) -> str:
+        # `ollama list` shows a bare `name` as `name:latest`.
+        return tag if ":" in tag else f"{tag}:latest"
+
+    def _ollama(self, props: dict[str, Any], args: Sequence[str], timeout: float) -> str:
+        argv = self.docker_exec(props.get("docker_host"), props["container"], args)
+        code, out, err = (self._runner or self.run)(argv, timeout)
+        if code != 0:
+            detail = (err or out).strip()[-500:]
+            raise RuntimeError(f"`ollama {' '.join(args)}` in container {props['container']} failed ({code}): {detail}")
+        return out
+
+    def _digest(self, props: dict[str, Any]) -> str | None:
+        return self.list_tags(self._ollama(props, ["list"], 60)).get(self.listed_name(props["tag"]))
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        self._ollama(props, ["pull", props["tag"]], self.PULL_TIMEOUT_S)
+        digest = self._digest(props)
+        if digest is None:
+            raise RuntimeError(f"pulled {props['tag']} but `ollama list` in {props['container']} does not show it")
+        return CreateResult(id_=f"{props['container']}/{props['tag']}", outs={**props, "digest": digest})
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        digest = self._digest(props)
+        if digest is None:
+            return ReadResult(None, {})  # removed by hand: refresh shows it gone
+        return ReadResult(id_, {**props, "digest": digest})
+
+    def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        changed = [k for k in ("docker_host", "container", "tag") if olds.get(k) != news.get(k)]
+        return DiffResult(changes=bool(changed), replaces=changed, delete_before_replace=True)
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        if self._digest(props) is not None:
+            self._ollama(props, ["rm", props["tag"]], 120)
+
+
+@dataclass
+class OllamaModelArgs:
+    docker_host: pulumi.Input[str] | None
+    container: pulumi.Input[str]
+    tag: str
+
+
+class OllamaModel(Resource):
+    """Type token `pulumi-python:dynamic:Resource` (fixed by the SDK for dynamic resources)."""
+
+    digest: pulumi.Output[str]
+
+    def __init__(self, name: str, args: OllamaModelArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        props = {"docker_host": args.docker_host, "container": args.container, "tag": args.tag, "digest": None}
+        super().__init__(OllamaModelProvider(), name, props, opts)

@@ -1,0 +1,176 @@
+"""What every server container shares: the spec each kind fills in, and the one function that
+turns a spec into pulumi-docker resources the same way for every kind.
+
+The spec builders are pure functions of the catalog's objects, tested without Pulumi mocks;
+the component classes only wire resources together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_docker as docker
+
+# Labels every container carries, so `docker ps --filter label=llmfleet.stack=prod` finds a fleet.
+LABEL_PREFIX = "llmfleet"
+
+
+@dataclass(frozen=True)
+class Healthcheck:
+    tests: list[str]
+    start_period_s: int
+    interval_s: int = 10
+    timeout_s: int = 5
+    retries: int = 3
+
+    def args(self) -> docker.ContainerHealthcheckArgs:
+        return docker.ContainerHealthcheckArgs(
+            tests=self.tests,
+            interval=f"{self.interval_s}s",
+            timeout=f"{self.timeout_s}s",
+            retries=self.retries,
+            start_period=f"{self.start_period_s}s",
+            start_interval="5s",
+        )
+
+
+def python_http_check(url: str, start_period_s: int) -> Healthcheck:
+    """For images that run on Python but may lack curl/wget (vLLM, llama-cpp-python, LiteLLM)."""
+    probe = f"import urllib.request as u; u.urlopen('{url}', timeout=4)"
+    shell = f'python3 -c "{probe}" || python -c "{probe}"'
+    return Healthcheck(["CMD-SHELL", shell], start_period_s)
+
+
+@dataclass(frozen=True)
+class Mount:
+    container_path: str
+    volume: str | None = None  # a named volume
+    host_path: str | None = None  # or a host directory
+    read_only: bool = False
+
+    def args(self) -> docker.ContainerVolumeArgs:
+        return docker.ContainerVolumeArgs(
+            container_path=self.container_path,
+            volume_name=self.volume,
+            host_path=self.host_path,
+            read_only=self.read_only or None,
+        )
+
+
+@dataclass(frozen=True)
+class GpuRequest:
+    """pulumi-docker `gpus` (`all` or `device=0,1`) and the matching NVIDIA_VISIBLE_DEVICES."""
+
+    gpus: str
+    visible_devices: str
+
+
+def gpu_request(gpus: str | Sequence[int] | None) -> GpuRequest | None:
+    if gpus is None:
+        return None  # CPU: nothing GPU-related at all
+    if gpus == "all":
+        return GpuRequest("all", "all")
+    ids = ",".join(str(i) for i in gpus)
+    return GpuRequest(f"device={ids}", ids)
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything kind-specific about one server container."""
+
+    kind: str
+    port: int
+    command: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    healthcheck: Healthcheck | None = None
+    wait_timeout_s: int = 120
+    mounts: list[Mount] = field(default_factory=list)
+    gpus: GpuRequest | None = None
+    ipc_host: bool = False
+    stop_timeout_s: int = 30
+
+    def envs(self) -> list[str]:
+        env = dict(self.env)
+        if self.gpus:
+            env["NVIDIA_VISIBLE_DEVICES"] = self.gpus.visible_devices
+        return [f"{k}={v}" for k, v in sorted(env.items())]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a server runs, resolved from the stack: its Docker host and how it is published."""
+
+    stack: str
+    host: str
+    network: pulumi.Input[str]
+    provider: docker.Provider | None
+    publish_ip: str | None  # None: reachable only on the fleet network
+
+
+def container_name(stack: str, provider: str) -> str:
+    return f"llmfleet-{stack}-{provider}"
+
+
+def server_container(
+    name: str,
+    spec: ContainerSpec,
+    image_id: pulumi.Input[str],
+    placement: Placement,
+    parent: pulumi.Resource,
+    *,
+    extra_env: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
+    uploads: list[docker.ContainerUploadArgs] | None = None,
+    depends_on: Sequence[pulumi.Resource] = (),
+    external_port: int | None = None,
+) -> docker.Container:
+    """The container of one server: healthy before Pulumi moves on, replaced delete-first
+    (a fixed name and a GPU cannot be held by two containers at once)."""
+    ports = None
+    if placement.publish_ip:
+        external = external_port or spec.port
+        ports = [docker.ContainerPortArgs(internal=spec.port, external=external, ip=placement.publish_ip)]
+    envs: pulumi.Input[Sequence[pulumi.Input[str]]] = spec.envs()
+    if extra_env is not None:
+        envs = pulumi.Output.all(spec.envs(), extra_env).apply(lambda parts: [*parts[0], *parts[1]])
+    return docker.Container(
+        f"{name}-container",
+        docker.ContainerArgs(
+            name=container_name(placement.stack, name),
+            image=image_id,
+            command=spec.command or None,
+            envs=envs,
+            healthcheck=spec.healthcheck.args() if spec.healthcheck else None,
+            wait=spec.healthcheck is not None,
+            wait_timeout=spec.wait_timeout_s,
+            restart="unless-stopped",
+            gpus=spec.gpus.gpus if spec.gpus else None,
+            ipc_mode="host" if spec.ipc_host else None,
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=placement.network, aliases=[name])],
+            ports=ports,
+            volumes=[m.args() for m in spec.mounts] or None,
+            uploads=uploads,
+            stop_timeout=spec.stop_timeout_s,
+            labels=[
+                docker.ContainerLabelArgs(label=f"{LABEL_PREFIX}.stack", value=placement.stack),
+                docker.ContainerLabelArgs(label=f"{LABEL_PREFIX}.provider", value=name),
+                docker.ContainerLabelArgs(label=f"{LABEL_PREFIX}.kind", value=spec.kind),
+            ],
+        ),
+        opts=pulumi.ResourceOptions(
+            parent=parent,
+            provider=placement.provider,
+            delete_before_replace=True,
+            depends_on=list(depends_on),
+        ),
+    )
+
+
+def pulled_image(name: str, image: str, placement: Placement, parent: pulumi.Resource) -> docker.RemoteImage:
+    """A pinned image pulled onto the server's host and kept there when the resource goes."""
+    return docker.RemoteImage(
+        f"{name}-image",
+        docker.RemoteImageArgs(name=image, keep_locally=True),
+        opts=pulumi.ResourceOptions(parent=parent, provider=placement.provider),
+    )

@@ -1,0 +1,87 @@
+"""vLLM: one model, its served name always passed, shared memory through the host's IPC."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from llmfleet import VllmProvider
+
+from .server_container import (
+    ContainerSpec,
+    Mount,
+    Placement,
+    gpu_request,
+    pulled_image,
+    python_http_check,
+    server_container,
+)
+
+HF_CACHE = "/root/.cache/huggingface"
+VLLM_CACHE = "/root/.cache/vllm"  # torch.compile and CUDA graph caches: minutes saved per restart
+
+
+def vllm_command(p: VllmProvider) -> list[str]:
+    """Arguments to the image's entrypoint (`vllm serve` in current images)."""
+    cmd = [
+        p.model,
+        "--served-model-name", p.served_name,
+        "--host", "0.0.0.0",
+        "--port", str(p.listen_port),
+        "--gpu-memory-utilization", f"{p.gpu_memory_utilization:g}",
+        "--tensor-parallel-size", str(p.tensor_parallel_size),
+    ]  # fmt: skip
+    if p.max_model_len:
+        cmd += ["--max-model-len", str(p.max_model_len)]
+    if p.max_num_seqs:
+        cmd += ["--max-num-seqs", str(p.max_num_seqs)]
+    return cmd
+
+
+def vllm_spec(p: VllmProvider, hf_cache: pulumi.Input[str], vllm_cache: pulumi.Input[str]) -> ContainerSpec:
+    return ContainerSpec(
+        kind="vllm",
+        port=p.listen_port,
+        command=vllm_command(p),
+        env={"HF_HOME": HF_CACHE},
+        # Nothing listens until the weights are downloaded and loaded: allow half an hour.
+        healthcheck=python_http_check(f"http://127.0.0.1:{p.listen_port}/health", start_period_s=1800),
+        wait_timeout_s=1800,
+        mounts=[Mount(HF_CACHE, volume=hf_cache), Mount(VLLM_CACHE, volume=vllm_cache)],
+        gpus=gpu_request(p.gpus),
+        ipc_host=True,  # tensor-parallel workers share memory through /dev/shm
+        stop_timeout_s=60,
+    )
+
+
+@dataclass
+class VllmServerArgs:
+    provider: VllmProvider
+    image: str
+    placement: Placement
+    hf_cache: pulumi.Input[str]
+    vllm_cache: pulumi.Input[str]
+    hf_token: pulumi.Input[str] | None = None
+
+
+class VllmServer(pulumi.ComponentResource):
+    container: docker.Container
+    served_names: pulumi.Output[list[str]]
+
+    def __init__(self, name: str, args: VllmServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("llmfleet:index:VllmServer", name, {}, opts)
+        image = pulled_image(name, args.image, args.placement, self)
+        spec = vllm_spec(args.provider, args.hf_cache, args.vllm_cache)
+        token = secret_env("HF_TOKEN", args.hf_token)
+        self.container = server_container(name, spec, image.image_id, args.placement, self, extra_env=token)
+        self.served_names = pulumi.Output.from_input(list(args.provider.served_names))
+        self.register_outputs({"container": self.container.name, "served_names": self.served_names})
+
+
+def secret_env(name: str, value: pulumi.Input[str] | None) -> pulumi.Output[list[str]] | None:
+    """`NAME=value` as a secret Output, so the value never shows in a plain input."""
+    if value is None:
+        return None
+    return pulumi.Output.secret(pulumi.Output.from_input(value).apply(lambda v: [f"{name}={v}"]))
