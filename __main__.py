@@ -1,0 +1,37 @@
+"""The Pulumi program: load the stack's catalog and placement, create the components, export."""
+
+from pathlib import Path
+
+import pulumi
+
+from components import FleetSecrets, deploy_fleet, required_api_keys
+from llmfleet import ConfigError, load_fleet
+
+PROJECT_DIR = Path(__file__).resolve().parent
+STACK = pulumi.get_stack()
+
+try:
+    fleet = load_fleet(PROJECT_DIR, STACK)
+except ConfigError as exc:
+    raise pulumi.RunError(f"{exc}\nSee: python -m llmfleet validate --stack {STACK}") from None
+for warning in fleet.warnings:
+    pulumi.log.warn(warning.format())
+
+config = pulumi.Config("llmfleet")
+needed = required_api_keys(fleet)
+api_keys = config.require_secret_object("apiKeys") if needed else None
+secrets = FleetSecrets(
+    master_key=config.require_secret("masterKey"),
+    hf_token=config.get_secret("hfToken"),
+    api_keys={k: api_keys.apply(lambda keys, k=k: keys[k]) for k in needed} if api_keys else {},
+)
+deployed = deploy_fleet(fleet, secrets, PROJECT_DIR)
+
+pulumi.export("gateway_url", deployed.gateway.url)
+pulumi.export("declared_models", deployed.gateway.declared_models)
+pulumi.export(
+    "providers",
+    {name: {"endpoint": deployed.endpoints[name], "served_names": server.served_names}
+     for name, server in deployed.servers.items()},
+)  # fmt: skip
+pulumi.export("master_key", deployed.gateway.master_key)  # a secret output: `pulumi stack output --show-secrets`
