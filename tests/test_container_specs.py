@@ -1,0 +1,84 @@
+"""The pure spec builders of each server kind: arguments, environment, healthchecks, GPUs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import llmfleet
+from components.gateway import gateway_spec
+from components.llama_cpp import llama_server_command
+from components.llama_cpp_python import build_triggers, llama_cpp_python_env
+from components.ollama import ollama_spec
+from components.server_container import gpu_request
+from components.vllm import vllm_command, vllm_spec
+
+
+def test_vllm_command_passes_every_knob_and_the_served_name() -> None:
+    p = llmfleet.VllmProvider(
+        kind="vllm", model="Qwen/Qwen2.5-Coder-7B-Instruct-AWQ", served_name="qwen-coder-vllm", port=8001,
+        max_model_len=4096, gpu_memory_utilization=0.45, tensor_parallel_size=2, max_num_seqs=64, gpus=[0, 1],
+    )  # fmt: skip
+    assert vllm_command(p) == [
+        "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ", "--served-model-name", "qwen-coder-vllm", "--host", "0.0.0.0",
+        "--port", "8001", "--gpu-memory-utilization", "0.45", "--tensor-parallel-size", "2",
+        "--max-model-len", "4096", "--max-num-seqs", "64",
+    ]  # fmt: skip
+    spec = vllm_spec(p, "hf", "vc")
+    assert spec.ipc_host and spec.wait_timeout_s >= 900
+    assert spec.envs() == ["HF_HOME=/root/.cache/huggingface", "NVIDIA_VISIBLE_DEVICES=0,1"]
+    assert "http://127.0.0.1:8001/health" in spec.healthcheck.tests[1]
+
+
+def test_llama_server_always_gets_alias_port_and_layers() -> None:
+    cpu = llmfleet.LlamaCppProvider(kind="llama_cpp", hf="ggml-org/gemma-3-1b-it-GGUF:Q4_K_M", alias="gemma")
+    assert llama_server_command(cpu) == [
+        "-hf", "ggml-org/gemma-3-1b-it-GGUF:Q4_K_M", "--alias", "gemma", "--host", "0.0.0.0", "--port", "8080",
+        "-ngl", "0",
+    ]  # fmt: skip
+    gpu = llmfleet.LlamaCppProvider(
+        kind="llama_cpp", gguf="/models/m.gguf", alias="m", gpus="all", context_length=8192, parallel=4
+    )
+    assert llama_server_command(gpu) == [
+        "-m", "/models/m.gguf", "--alias", "m", "--host", "0.0.0.0", "--port", "8080", "-ngl", "999",
+        "-c", "8192", "-np", "4",
+    ]  # fmt: skip
+
+
+def test_llama_cpp_python_offloads_every_layer_on_a_gpu() -> None:
+    p = llmfleet.LlamaCppPythonProvider(
+        kind="llama_cpp_python", gguf="/models/m.gguf", alias="d", gpus=[1], context_length=8192
+    )
+    assert llama_cpp_python_env(p) == {
+        "MODEL": "/models/m.gguf", "MODEL_ALIAS": "d", "N_GPU_LAYERS": "-1", "HOST": "0.0.0.0", "PORT": "8000",
+        "N_CTX": "8192",
+    }  # fmt: skip
+    cpu = llmfleet.LlamaCppPythonProvider(kind="llama_cpp_python", gguf="/models/m.gguf", alias="d")
+    assert llama_cpp_python_env(cpu)["N_GPU_LAYERS"] == "0"
+
+
+def test_ollama_healthcheck_needs_no_curl() -> None:
+    p = llmfleet.OllamaProvider(kind="ollama", models=["a"], context_length=8192, parallel=2)
+    spec = ollama_spec(p, "vol")
+    assert spec.healthcheck.tests == ["CMD", "ollama", "list"]
+    assert spec.envs() == ["OLLAMA_CONTEXT_LENGTH=8192", "OLLAMA_HOST=0.0.0.0:11434", "OLLAMA_NUM_PARALLEL=2"]
+    assert spec.gpus is None
+
+
+def test_gpu_request_shapes() -> None:
+    assert gpu_request(None) is None
+    assert gpu_request("all") == gpu_request("all") and gpu_request("all").gpus == "all"
+    assert (gpu_request([0, 2]).gpus, gpu_request([0, 2]).visible_devices) == ("device=0,2", "0,2")
+
+
+def test_gateway_uses_liveliness_not_health() -> None:
+    spec = gateway_spec()
+    assert spec.command == ["--config", "/app/config.yaml", "--port", "4000"]
+    assert "/health/liveliness" in spec.healthcheck.tests[1]
+
+
+def test_image_build_rebuilds_when_the_context_changes(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM x\n")
+    before = build_triggers(tmp_path)
+    assert build_triggers(tmp_path) == before
+    (tmp_path / "Dockerfile").write_text("FROM y\n")
+    assert build_triggers(tmp_path) != before

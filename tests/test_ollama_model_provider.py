@@ -1,0 +1,104 @@
+"""The Ollama pull resource's CRUD, called directly (the engine only drives it)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Sequence
+
+import pytest
+from pulumi.dynamic.dynamic import serialize_provider
+
+from components.ollama_model import OllamaModelProvider
+
+from .pulumi_program import PROJECT
+
+LIST = """NAME                ID              SIZE      MODIFIED
+qwen2.5:0.5b        a8b0c5157701    397 MB    2 minutes ago
+llama3.1:latest     46e0c10c039e    4.9 GB    3 days ago
+"""
+PROPS = {"docker_host": "ssh://ops@gpu-1", "container": "llmfleet-prod-ollama", "tag": "qwen2.5:0.5b", "digest": None}
+
+
+class FakeDocker:
+    """Answers `docker exec ... ollama <cmd>` like the real CLI, recording every call."""
+
+    def __init__(self, listing: str = LIST, fail: str | None = None) -> None:
+        self.listing, self.fail, self.calls = listing, fail, []
+
+    def __call__(self, argv: Sequence[str], timeout: float) -> tuple[int, str, str]:
+        self.calls.append(list(argv))
+        command = argv[argv.index("ollama") + 1]
+        if command == self.fail:
+            return 1, "", "Error: pull model manifest: file does not exist"
+        return 0, self.listing if command == "list" else "success\n", ""
+
+
+def test_create_pulls_through_docker_exec_and_records_the_digest() -> None:
+    fake = FakeDocker()
+    result = OllamaModelProvider(fake).create(PROPS)
+    assert fake.calls[0] == ["docker", "--host", "ssh://ops@gpu-1", "exec", "llmfleet-prod-ollama", "ollama", "pull",
+                             "qwen2.5:0.5b"]  # fmt: skip
+    assert result.id == "llmfleet-prod-ollama/qwen2.5:0.5b"
+    assert result.outs["digest"] == "a8b0c5157701"
+
+
+def test_a_failed_pull_says_what_ollama_said() -> None:
+    expected = (
+        r"`ollama pull qwen2.5:0.5b` in container llmfleet-prod-ollama failed \(1\): "
+        r"Error: pull model manifest: file does not exist"
+    )
+    with pytest.raises(RuntimeError, match=expected):
+        OllamaModelProvider(FakeDocker(fail="pull")).create(PROPS)
+
+
+def test_read_reports_a_model_removed_by_hand_as_gone() -> None:
+    provider = OllamaModelProvider(FakeDocker(listing=LIST.splitlines()[0]))
+    assert provider.read("id", PROPS).id is None
+    assert OllamaModelProvider(FakeDocker()).read("id", PROPS).outs["digest"] == "a8b0c5157701"
+
+
+def test_delete_removes_the_model_only_if_present() -> None:
+    fake = FakeDocker()
+    OllamaModelProvider(fake).delete("id", PROPS)
+    assert fake.calls[-1][-2:] == ["rm", "qwen2.5:0.5b"]
+    gone = FakeDocker(listing=LIST.splitlines()[0])
+    OllamaModelProvider(gone).delete("id", PROPS)
+    assert [c[-1] for c in gone.calls] == ["list"]
+
+
+def test_bare_names_are_listed_as_latest() -> None:
+    result = OllamaModelProvider(FakeDocker()).create({**PROPS, "tag": "llama3.1"})
+    assert result.outs["digest"] == "46e0c10c039e"
+
+
+def test_diff_replaces_on_tag_container_or_host_change() -> None:
+    provider = OllamaModelProvider()
+    assert provider.diff("id", PROPS, dict(PROPS)).changes is False
+    diff = provider.diff("id", PROPS, {**PROPS, "tag": "qwen2.5:1.5b"})
+    assert (diff.changes, diff.replaces, diff.delete_before_replace) == (True, ["tag"], True)
+
+
+def test_missing_docker_cli_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(RuntimeError, match="the docker CLI is not installed where `pulumi up` runs"):
+        OllamaModelProvider().create(PROPS)
+
+
+def test_pickled_provider_loads_as_pulumi_runs_it() -> None:
+    """Pulumi pickles the provider into the state and runs it in a fresh `python -m
+    pulumi.dynamic` started in the program's directory: that must import it and register nothing."""
+    blob = serialize_provider(OllamaModelProvider())
+    script = (
+        "import sys, dill, base64\n"
+        "p = dill.loads(base64.b64decode(sys.argv[1]))\n"
+        "import pulumi.runtime.settings as s\n"
+        "assert s.SETTINGS.monitor is None, 'importing the provider started a Pulumi program'\n"
+        "print(p.docker_exec(None, 'c', ['list']), p.list_tags(sys.stdin.read()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, blob], input=LIST, capture_output=True, text=True,
+                          timeout=60, cwd=PROJECT)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        "['docker', 'exec', 'c', 'ollama', 'list'] {'qwen2.5:0.5b': 'a8b0c5157701', 'llama3.1:latest': '46e0c10c039e'}"
+    )

@@ -1,0 +1,110 @@
+"""deploy_fleet under mocks for fleets built in the test: multi-host placement, opt-in
+publishing, missing secrets, and a broken catalog stopping the program with its problems."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+import llmfleet
+from components import FleetSecrets, deploy_fleet
+
+from .fleetdir import BASE_STACK, write_project
+from .pulumi_program import plain_strings, run_program
+
+CATALOG = """\
+providers:
+  ollama:
+    kind: ollama
+    models: [qwen2.5:0.5b]
+  vllm:
+    kind: vllm
+    port: 8001
+    model: Qwen/Qwen2.5-0.5B-Instruct
+    served_name: qwen
+    gpus: [0, 1]
+    tensor_parallel_size: 2
+  cloud:
+    kind: external
+    api: openai
+    base_url: https://api.openai.com/v1
+    api_key_env: OPENAI_API_KEY
+    models: [gpt-4o-mini]
+"""
+MULTI_HOST = (
+    BASE_STACK
+    + """\
+  llmfleet:hosts:
+    edge: {}
+    gpu-1: {docker: "ssh://ops@gpu-1", address: 10.0.0.11}
+  llmfleet:providers:
+    vllm: {host: gpu-1}
+    ollama: {publish: true}
+"""
+)
+CONTAINER = "docker:index/container:Container"
+
+
+def deploy(tmp_path: Path, stack: str, monkeypatch: pytest.MonkeyPatch, api_keys: dict | None = None):
+    fleet = llmfleet.load_fleet(write_project(tmp_path, CATALOG, stack), "test")
+    secrets = FleetSecrets(
+        master_key="sk-x-123456", api_keys={"OPENAI_API_KEY": "sk-openai"} if api_keys is None else api_keys
+    )
+    return run_program("test", {}, [], program=lambda: deploy_fleet(fleet, secrets, tmp_path), monkeypatch=monkeypatch)
+
+
+def test_a_docker_provider_per_remote_host_and_remote_api_base(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = deploy(tmp_path, MULTI_HOST, monkeypatch)
+    providers = run.of_type("pulumi:providers:docker")
+    assert [(p.name, p.inputs["host"]) for p in providers] == [("host-gpu-1-docker", "ssh://ops@gpu-1")]
+    assert {r.name for r in run.of_type("llmfleet:index:DockerHost")} == {"host-edge", "host-gpu-1"}
+
+    vllm = run.one(CONTAINER, "vllm-container").inputs
+    # Published on the remote host's address, where the gateway reaches it.
+    assert vllm["ports"] == [{"internal": 8001, "external": 8001, "ip": "10.0.0.11"}]
+    assert vllm["gpus"] == "device=0,1"
+    gateway = run.one(CONTAINER, "gateway-container").inputs
+    config = yaml.safe_load(gateway["uploads"][0]["content"])
+    bases = {d["model_name"]: d["litellm_params"]["api_base"] for d in config["model_list"]}
+    assert bases == {"qwen2.5:0.5b": "http://ollama:11434", "qwen": "http://10.0.0.11:8001/v1",
+                     "gpt-4o-mini": "https://api.openai.com/v1"}  # fmt: skip
+    # Opt-in publishing binds to loopback on the gateway's host.
+    assert run.one(CONTAINER, "ollama-container").inputs["ports"] == [
+        {"internal": 11434, "external": 11434, "ip": "127.0.0.1"}
+    ]
+
+
+def test_remote_resources_use_the_remote_provider(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = deploy(tmp_path, MULTI_HOST, monkeypatch)
+    opts = run.options["vllm-container"]
+    assert opts.provider is not None and opts.provider._name == "host-gpu-1-docker"
+    assert run.options["ollama-container"].provider is None  # the local engine
+    pull = run.one("pulumi-python:dynamic:Resource", "ollama-model-qwen2.5:0.5b").inputs
+    assert "docker_host" not in pull and pull["container"] == "llmfleet-test-ollama"
+
+
+def test_external_keys_reach_the_gateway_only_as_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = deploy(tmp_path, BASE_STACK, monkeypatch)
+    for resource in run.resources:
+        assert not [s for s in plain_strings(resource.inputs) if "sk-openai" in s or "sk-x-123456" in s]
+
+
+def test_missing_external_key_stops_before_anything_is_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fleet = llmfleet.load_fleet(write_project(tmp_path, CATALOG), "test")
+    with pytest.raises(Exception, match=r"no secret for OPENAI_API_KEY .*pulumi config set --secret --path "
+                                        r"'llmfleet:apiKeys.OPENAI_API_KEY' <key> --stack test"):  # fmt: skip
+        run_program("test", {}, [], program=lambda: deploy_fleet(fleet, FleetSecrets("k"), tmp_path),
+                    monkeypatch=monkeypatch)  # fmt: skip
+
+
+def test_a_broken_catalog_stops_the_program_with_its_problems(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    broken = tmp_path / "project"
+    write_project(broken, CATALOG.replace("served_name: qwen", "served_name: q*"), name="dev")
+    monkeypatch.setattr("tests.pulumi_program.PROJECT", broken)
+    (broken / "__main__.py").write_text((Path(__file__).parent.parent / "__main__.py").read_text())
+    monkeypatch.syspath_prepend(str(Path(__file__).parent.parent))
+    with pytest.raises(Exception, match=r"config/catalog.yaml:\d+:\d+: error: providers.vllm.served_name: 'q\*' is a "
+                                        r"wildcard[\s\S]*python -m llmfleet validate --stack dev"):  # fmt: skip
+        run_program("dev", {"llmfleet:masterKey": "k"}, ["llmfleet:masterKey"], monkeypatch=monkeypatch)

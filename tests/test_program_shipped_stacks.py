@@ -1,0 +1,175 @@
+"""The Pulumi program (__main__.py) under mocks, for every shipped stack."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+import llmfleet
+
+from .pulumi_program import PROJECT, Run, plain_strings, resolve, run_program
+
+MASTER_KEY = "sk-master-0123456789abcdef"
+API_KEY = "ollama-cloud-key-fedcba9876543210"
+CONTAINER = "docker:index/container:Container"
+IMAGE = "docker:index/remoteImage:RemoteImage"
+DYNAMIC = "pulumi-python:dynamic:Resource"
+STACKS = llmfleet.stack_names(PROJECT)
+
+
+def run_stack(stack: str, monkeypatch: pytest.MonkeyPatch) -> Run:
+    config = {"llmfleet:masterKey": MASTER_KEY, "llmfleet:apiKeys": f'{{"OLLAMA_API_KEY": "{API_KEY}"}}'}
+    return run_program(stack, config, ["llmfleet:masterKey", "llmfleet:apiKeys"], monkeypatch=monkeypatch)
+
+
+@pytest.fixture(params=STACKS)
+def stack(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def fleet(stack: str) -> llmfleet.Fleet:
+    return llmfleet.load_fleet(PROJECT, stack)
+
+
+@pytest.fixture
+def run(stack: str, monkeypatch: pytest.MonkeyPatch) -> Run:
+    return run_stack(stack, monkeypatch)
+
+
+def containers(run: Run) -> dict[str, dict]:
+    return {r.name.removesuffix("-container"): r.inputs for r in run.of_type(CONTAINER)}
+
+
+def env(inputs: dict) -> dict[str, str]:
+    return dict(e.split("=", 1) for e in plain_strings(inputs.get("envs", [])))
+
+
+def test_one_container_per_provisioned_provider_and_the_gateway(run: Run, fleet: llmfleet.Fleet, stack: str) -> None:
+    assert set(containers(run)) == {*fleet.catalog.local_providers(), "gateway"}
+    for name, inputs in containers(run).items():
+        assert inputs["name"] == f"llmfleet-{stack}-{name}"
+        image = run.one(IMAGE, f"{name}-image").inputs
+        assert inputs["image"].startswith("sha256:"), "image must be RemoteImage.image_id, not a name"
+        assert image["keepLocally"] is True
+        assert inputs["networksAdvanced"] == [{"name": f"llmfleet-{stack}", "aliases": [name]}]
+        assert inputs["restart"] == "unless-stopped"
+
+
+def test_images_are_the_stacks_pinned_ones(run: Run, fleet: llmfleet.Fleet) -> None:
+    images = fleet.stack.images
+    for name, provider in fleet.catalog.local_providers().items():
+        expected = getattr(images, provider.kind)
+        image = run.one(IMAGE, f"{name}-image").inputs
+        if isinstance(expected, llmfleet.BuildSpec):
+            assert image["name"] == expected.tag
+            assert image["build"]["context"] == str(PROJECT / expected.build)
+            assert set(image["triggers"]) == {"context"}
+        else:
+            assert image["name"] == expected
+    assert run.one(IMAGE, "gateway-image").inputs["name"] == images.litellm
+
+
+def test_every_container_is_replaced_delete_first(run: Run) -> None:
+    assert run.options and all(opts.delete_before_replace for opts in run.options.values())
+
+
+def test_gpus_exactly_where_the_catalog_asks(run: Run, fleet: llmfleet.Fleet) -> None:
+    for name, inputs in containers(run).items():
+        provider = fleet.catalog.providers.get(name)
+        gpus = getattr(provider, "gpus", None)
+        if gpus is None:
+            assert "gpus" not in inputs and "deviceRequests" not in inputs
+            assert "NVIDIA_VISIBLE_DEVICES" not in env(inputs)
+        else:
+            ids = ",".join(map(str, gpus)) if gpus != "all" else "all"
+            assert inputs["gpus"] == ("all" if gpus == "all" else f"device={ids}")
+            assert env(inputs)["NVIDIA_VISIBLE_DEVICES"] == ids
+
+
+def test_served_names_are_always_passed(run: Run, fleet: llmfleet.Fleet) -> None:
+    for name, provider in fleet.catalog.local_providers().items():
+        inputs = containers(run)[name]
+        command = inputs.get("command", [])
+        if provider.kind == "vllm":
+            assert command[:3] == [provider.model, "--served-model-name", provider.served_name]
+            assert inputs["ipcMode"] == "host"
+        elif provider.kind == "llama_cpp":
+            assert command[command.index("--alias") + 1] == provider.alias
+            assert command[command.index("--port") + 1] == str(provider.listen_port)
+            assert "-ngl" in command
+        elif provider.kind == "llama_cpp_python":
+            assert env(inputs)["MODEL_ALIAS"] == provider.alias
+            assert env(inputs)["N_GPU_LAYERS"] == str(provider.gpu_layers if provider.gpu_layers is not None else -1)
+        elif provider.kind == "ollama":
+            assert env(inputs)["OLLAMA_HOST"] == f"0.0.0.0:{provider.listen_port}"
+
+
+def test_every_backend_has_a_healthcheck_and_is_waited_for(run: Run) -> None:
+    for name, inputs in containers(run).items():
+        assert inputs["healthcheck"]["tests"], name
+        assert inputs["wait"] is True
+        assert inputs["waitTimeout"] >= 120
+
+
+def test_no_port_is_published_but_the_gateways_on_its_bind_address(run: Run, fleet: llmfleet.Fleet) -> None:
+    published = {name: inputs["ports"] for name, inputs in containers(run).items() if inputs.get("ports")}
+    assert published == {
+        "gateway": [{"internal": 4000, "external": fleet.stack.gateway.port, "ip": fleet.stack.gateway.bind}]
+    }
+
+
+def test_gateway_config_names_equal_the_declared_set(run: Run, fleet: llmfleet.Fleet) -> None:
+    uploads = containers(run)["gateway"]["uploads"]
+    assert [u["file"] for u in uploads] == ["/app/config.yaml"]
+    config = yaml.safe_load(uploads[0]["content"])
+    names = {d["model_name"] for d in config["model_list"]}
+    aliases = config.get("router_settings", {}).get("model_group_alias", {})
+    visible = {a for a, target in aliases.items() if not (isinstance(target, dict) and target.get("hidden"))}
+    assert sorted(names | visible) == llmfleet.declared_models(fleet.catalog)
+    assert resolve(run.exports["declared_models"]) == (llmfleet.declared_models(fleet.catalog), False)
+
+
+def test_gateway_starts_after_backends_and_pulls(run: Run) -> None:
+    depends = run.options["gateway-container"].depends_on
+    backends = [c for n, c in run.containers.items() if n != "gateway-container"]
+    assert all(c in depends for c in backends)
+    pulls = [d for d in depends if type(d).__name__ == "OllamaModel"]
+    assert len(pulls) == len(run.of_type(DYNAMIC))
+
+
+def test_no_secret_in_any_plain_input_or_output(run: Run) -> None:
+    for resource in run.resources:
+        leaked = [s for s in plain_strings(resource.inputs) if MASTER_KEY in s or API_KEY in s]
+        assert not leaked, f"{resource.typ} {resource.name}"
+    gateway_env = containers(run)["gateway"]["envs"]
+    assert not list(plain_strings(gateway_env)), "the gateway's env must be one secret"
+    value, secret = resolve(run.exports["master_key"])
+    assert (value, secret) == (MASTER_KEY, True)
+    for name, output in run.exports.items():
+        if name != "master_key":
+            value, secret = resolve(output)
+            assert MASTER_KEY not in str(value) and not secret, name
+
+
+def test_one_pull_resource_per_declared_ollama_tag(run: Run, fleet: llmfleet.Fleet, stack: str) -> None:
+    expected = {
+        (f"{name}-model-{tag}", tag, f"llmfleet-{stack}-{name}")
+        for name, p in fleet.catalog.local_providers().items() if p.kind == "ollama" for tag in p.models
+    }  # fmt: skip
+    got = {(r.name, r.inputs["tag"], r.inputs["container"]) for r in run.of_type(DYNAMIC)}
+    assert got == expected
+
+
+def test_outputs(run: Run, fleet: llmfleet.Fleet) -> None:
+    assert resolve(run.exports["gateway_url"]) == (fleet.stack.gateway_url, False)
+    providers, _ = resolve(run.exports["providers"])
+    assert providers == {
+        name: {"endpoint": llmfleet.backend_root(fleet, name), "served_names": p.served_names}
+        for name, p in fleet.catalog.local_providers().items()
+    }
+
+
+def test_children_are_parented_to_their_component(run: Run) -> None:
+    urn, _ = resolve(run.containers["gateway-container"].urn)
+    assert "llmfleet:index:Gateway$docker:index/container:Container::gateway-container" in urn
