@@ -3,32 +3,63 @@
 The library is pure Python (no Pulumi import): it loads and validates the catalog and stack,
 derives the LiteLLM gateway config and the declared model set, and checks a live gateway for
 drift. The Pulumi components and the policy pack are thin layers over it.
+
+Names are imported on first use (PEP 562) so that `python -m llmfleet drift --help` and the
+cron path start fast: httpx and pydantic are not loaded until they are needed.
 """
 
-from ._catalog import (
-    Alias,
-    Catalog,
-    ExternalModel,
-    ExternalProvider,
-    GroupMember,
-    LlamaCppProvider,
-    LlamaCppPythonProvider,
-    OllamaProvider,
-    Routes,
-    VllmProvider,
-)
-from ._declared import declared_models
-from ._errors import ConfigError, DriftCheckError, LlmfleetError, Problem, format_key_path
-from ._gateway_config import backend_root, gateway_config, render_gateway_config
-from ._load import Fleet, load_catalog, load_fleet, load_stack_settings, stack_names
-from ._stack import BuildSpec, Gateway, Host, Images, Placement, StackSettings
+import importlib as _importlib
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+
+_EXPORTS = {
+    "Alias": "_catalog",
+    "Catalog": "_catalog",
+    "ExternalModel": "_catalog",
+    "ExternalProvider": "_catalog",
+    "GroupMember": "_catalog",
+    "LlamaCppProvider": "_catalog",
+    "LlamaCppPythonProvider": "_catalog",
+    "OllamaProvider": "_catalog",
+    "Routes": "_catalog",
+    "VllmProvider": "_catalog",
+    "declared_models": "_declared",
+    "CheckResult": "_drift",
+    "DriftReport": "_drift",
+    "Limits": "_drift",
+    "Verdict": "_drift",
+    "backend_urls": "_drift",
+    "check_drift": "_drift",
+    "ConfigError": "_errors",
+    "DriftCheckError": "_errors",
+    "LlmfleetError": "_errors",
+    "Problem": "_errors",
+    "format_key_path": "_errors",
+    "backend_root": "_gateway_config",
+    "gateway_config": "_gateway_config",
+    "render_gateway_config": "_gateway_config",
+    "Fleet": "_load",
+    "load_catalog": "_load",
+    "load_fleet": "_load",
+    "load_stack_settings": "_load",
+    "stack_names": "_load",
+    "model_diff": "_model_diff",
+    "BuildSpec": "_stack",
+    "Gateway": "_stack",
+    "Host": "_stack",
+    "Images": "_stack",
+    "Placement": "_stack",
+    "StackSettings": "_stack",
+}
+_RENAMED = {"check_drift": "check"}
 
 __all__ = [
     "Alias",
     "BuildSpec",
     "Catalog",
+    "CheckResult",
     "ConfigError",
     "DriftCheckError",
+    "DriftReport",
     "ExternalModel",
     "ExternalProvider",
     "Fleet",
@@ -36,6 +67,7 @@ __all__ = [
     "GroupMember",
     "Host",
     "Images",
+    "Limits",
     "LlamaCppProvider",
     "LlamaCppPythonProvider",
     "LlmfleetError",
@@ -44,14 +76,54 @@ __all__ = [
     "Problem",
     "Routes",
     "StackSettings",
+    "Verdict",
     "VllmProvider",
     "backend_root",
+    "backend_urls",
+    "check_drift",
     "declared_models",
     "format_key_path",
     "gateway_config",
     "load_catalog",
     "load_fleet",
     "load_stack_settings",
+    "model_diff",
     "render_gateway_config",
     "stack_names",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'llmfleet' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(f".{module}", __name__), _RENAMED.get(name, name))
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+if _TYPE_CHECKING:  # what type checkers and IDEs see
+    from ._catalog import (
+        Alias,
+        Catalog,
+        ExternalModel,
+        ExternalProvider,
+        GroupMember,
+        LlamaCppProvider,
+        LlamaCppPythonProvider,
+        OllamaProvider,
+        Routes,
+        VllmProvider,
+    )
+    from ._declared import declared_models
+    from ._drift import CheckResult, DriftReport, Limits, Verdict, backend_urls
+    from ._drift import check as check_drift
+    from ._errors import ConfigError, DriftCheckError, LlmfleetError, Problem, format_key_path
+    from ._gateway_config import backend_root, gateway_config, render_gateway_config
+    from ._load import Fleet, load_catalog, load_fleet, load_stack_settings, stack_names
+    from ._model_diff import model_diff
+    from ._stack import BuildSpec, Gateway, Host, Images, Placement, StackSettings

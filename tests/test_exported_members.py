@@ -1,8 +1,19 @@
+import subprocess
+import sys
+
 import llmfleet
 
 
-def test_all_is_complete_and_sorted() -> None:
-    public = {name for name in dir(llmfleet) if not name.startswith("_")}
-    modules = {name for name in public if type(getattr(llmfleet, name)).__name__ == "module"}
-    assert set(llmfleet.__all__) == public - modules
-    assert llmfleet.__all__ == sorted(llmfleet.__all__)
+def test_all_lists_every_public_name_and_each_resolves() -> None:
+    assert llmfleet.__all__ == sorted(llmfleet._EXPORTS)
+    for name in llmfleet.__all__:
+        assert getattr(llmfleet, name) is not None, name
+    public = {n for n in dir(llmfleet) if not n.startswith("_") and type(getattr(llmfleet, n)).__name__ != "module"}
+    assert public == set(llmfleet.__all__)
+
+
+def test_importing_the_package_loads_neither_httpx_nor_pydantic() -> None:
+    heavy = "('httpx', 'pydantic', 'yaml', 'pulumi', 'litellm')"
+    code = f"import sys, llmfleet; print(sorted(m for m in {heavy} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout.strip()) == (0, "[]"), done.stderr
