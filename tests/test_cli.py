@@ -100,7 +100,7 @@ def test_crash_is_a_short_message_and_a_log(project: Path, capsys, monkeypatch) 
     def boom(*_):
         raise RuntimeError("secret-looking detail")
 
-    monkeypatch.setattr("llmfleet._cli.load_fleet", boom)
+    monkeypatch.setattr("llmfleet._load.load_fleet", boom)
     code, out, err = run(capsys, "--project-dir", str(project), "models", "--stack", "test")
     assert (code, out) == (3, "")
     assert err.startswith("llmfleet crashed unexpectedly (RuntimeError); the traceback is in ")

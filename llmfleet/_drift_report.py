@@ -1,0 +1,79 @@
+"""A drift report as text (people), JSON (machines), Markdown (job summaries, PR comments) and
+JUnit XML (CI test reports: one test case per check; drift is a failure, could-not-check an error)."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+from ._drift import DriftReport, Verdict
+
+
+def as_text(report: DriftReport) -> str:
+    lines = [
+        f"stack '{report.stack}': {report.summary} (gateway {report.gateway_url}, {len(report.declared)} declared "
+        f"names, {report.seconds:.2f} s, {report.attempts} attempt(s))"
+    ]
+    for c in report.checks:
+        line = f"  {c.target} [{c.kind}]: {c.verdict.value}"
+        if c.detail and c.verdict is not Verdict.DRIFT:
+            line += f": {c.detail}"
+        lines.append(line)
+        lines += [f"    - {name}: declared, not served" for name in c.missing if c.target == "gateway"]
+        lines += [f"    + {name}: served, not declared" for name in c.undeclared if c.target == "gateway"]
+        lines += [f"    {note}" for note in c.notes]
+    return "\n".join(lines) + "\n"
+
+
+def as_json(report: DriftReport) -> str:
+    return json.dumps(report.to_dict(), indent=2) + "\n"
+
+
+_ICONS = {0: "✅", 1: "⚠️", 2: "❌"}
+
+
+def as_markdown(report: DriftReport) -> str:
+    out = [
+        f"### {_ICONS[report.exit_code]} llmfleet drift: stack `{report.stack}`: {report.summary}",
+        "",
+        f"Gateway `{report.gateway_url}`, {len(report.declared)} declared names, checked in {report.seconds:.2f} s.",
+        "",
+        "| check | kind | verdict | missing | not declared | detail |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for c in report.checks:
+        cells = [c.target, c.kind, c.verdict.value, ", ".join(f"`{m}`" for m in c.missing),
+                 ", ".join(f"`{u}`" for u in c.undeclared), "; ".join([*c.notes] or [c.detail])]  # fmt: skip
+        out.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def as_junit(report: DriftReport) -> str:
+    failures = sum(c.verdict is Verdict.DRIFT for c in report.checks)
+    errors = sum(c.verdict.could_not_check for c in report.checks)
+    skipped = sum(c.verdict is Verdict.NOT_CHECKED for c in report.checks)
+    suite = ET.Element(
+        "testsuite",
+        name=f"llmfleet drift {report.stack}",
+        tests=str(len(report.checks)),
+        failures=str(failures),
+        errors=str(errors),
+        skipped=str(skipped),
+        time=f"{report.seconds:.3f}",
+    )
+    for c in report.checks:
+        case = ET.SubElement(suite, "testcase", classname=f"llmfleet.{report.stack}", name=c.target,
+                             time=f"{c.seconds:.3f}")  # fmt: skip
+        if c.verdict is Verdict.DRIFT:
+            failure = ET.SubElement(case, "failure", message=c.detail, type="drift")
+            failure.text = "\n".join([*(f"missing: {m}" for m in c.missing),
+                                      *(f"not declared: {u}" for u in c.undeclared), *c.notes])  # fmt: skip
+        elif c.verdict.could_not_check:
+            ET.SubElement(case, "error", message=c.detail, type=c.verdict.value.replace(" ", "_"))
+        elif c.verdict is Verdict.NOT_CHECKED:
+            ET.SubElement(case, "skipped", message=c.detail)
+    ET.indent(suite)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+
+
+FORMATS = {"text": as_text, "json": as_json, "markdown": as_markdown, "junit": as_junit}
