@@ -7,6 +7,7 @@ every registration, restores the global settings, and returns what was registere
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import hashlib
 import runpy
@@ -66,11 +67,18 @@ class FleetMocks(pulumi.runtime.Mocks):
         return {}
 
 
+_SDK_LOOP = asyncio.new_event_loop()
+atexit.register(_SDK_LOOP.close)
+
+
 @contextlib.contextmanager
 def _mocked(run: Run, stack: str, config: dict[str, str], secret_keys: list[str]) -> Iterator[None]:
     saved_settings = settings.SETTINGS
     saved_config = dict(runtime_config.CONFIG.get())
     saved_secret_keys = set(runtime_config._SECRET_KEYS.get())
+    # The SDK runs on the thread's current event loop: give it the same one every time, whatever
+    # ran before (asyncio.run, used by the drift CLI, leaves none behind).
+    asyncio.set_event_loop(_SDK_LOOP)
     pulumi.runtime.set_mocks(FleetMocks(run), project="llmfleet", stack=stack, preview=False)
     pulumi.runtime.set_all_config(config, secret_keys)
     try:
