@@ -29,6 +29,7 @@ _EXPORTS = {
     "Verdict": "_drift",
     "backend_urls": "_drift",
     "check_drift": "_drift",
+    "check_declared": "_drift",
     "ConfigError": "_errors",
     "DriftCheckError": "_errors",
     "LlmfleetError": "_errors",
@@ -80,6 +81,7 @@ __all__ = [
     "VllmProvider",
     "backend_root",
     "backend_urls",
+    "check_declared",
     "check_drift",
     "declared_models",
     "format_key_path",
@@ -120,7 +122,7 @@ if _TYPE_CHECKING:  # what type checkers and IDEs see
         VllmProvider,
     )
     from ._declared import declared_models
-    from ._drift import CheckResult, DriftReport, Limits, Verdict, backend_urls
+    from ._drift import CheckResult, DriftReport, Limits, Verdict, backend_urls, check_declared
     from ._drift import check as check_drift
     from ._errors import ConfigError, DriftCheckError, LlmfleetError, Problem, format_key_path
     from ._gateway_config import backend_root, gateway_config, render_gateway_config

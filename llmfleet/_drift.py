@@ -298,24 +298,16 @@ def backend_urls(fleet: Fleet) -> dict[str, str | None]:
 _BACKEND_KINDS = (OllamaProvider, VllmProvider, LlamaCppProvider, LlamaCppPythonProvider)
 
 
-async def check_once(
-    fleet: Fleet,
+async def _check_once(
+    stack: str,
     url: str,
     key: str | None,
-    *,
-    backends: bool = False,
-    limits: Limits = Limits(),
-    transport: httpx.AsyncBaseTransport | None = None,
-    backend_overrides: dict[str, str] | None = None,
+    declared: list[str],
+    targets: list[tuple[str, Any, str | None]],
+    limits: Limits,
+    transport: httpx.AsyncBaseTransport | None,
 ) -> DriftReport:
     started = time.perf_counter()
-    declared = declared_models(fleet.catalog)
-    targets: list[tuple[str, Any, str | None]] = []
-    if backends:
-        urls = {**backend_urls(fleet), **(backend_overrides or {})}
-        targets = [
-            (n, p, urls.get(n)) for n, p in fleet.catalog.local_providers().items() if isinstance(p, _BACKEND_KINDS)
-        ]
     async with httpx.AsyncClient(
         transport=transport,
         follow_redirects=True,
@@ -337,7 +329,40 @@ async def check_once(
                     detail=f"not published where this check runs (set llmfleet:providers.{n}.publish: true)")
         for n, p, u in targets if not u
     ]  # fmt: skip
-    return DriftReport(fleet.name, url, declared, results + skipped, seconds=time.perf_counter() - started)
+    return DriftReport(stack, url, declared, results + skipped, seconds=time.perf_counter() - started)
+
+
+async def check_declared(
+    url: str,
+    key: str | None,
+    declared: Iterable[str],
+    *,
+    stack: str = "",
+    wait: float = 0.0,
+    poll_interval: float = 2.0,
+    limits: Limits = Limits(),
+    transport: httpx.AsyncBaseTransport | None = None,
+    backend_targets: Iterable[tuple[str, Any, str | None]] = (),
+) -> DriftReport:
+    """Check the gateway at `url` against `declared` (and optional backends). With `wait` > 0,
+    check every `poll_interval` seconds until in sync or `wait` seconds have passed (right after
+    a deploy, while backends are still loading); the last report wins."""
+    declared, targets = sorted(declared), list(backend_targets)
+    started = time.perf_counter()
+    end = time.monotonic() + wait
+    attempts = 0
+    while True:
+        attempts += 1
+        remaining = end - time.monotonic()
+        round_limits = limits if wait <= 0 else Limits(
+            limits.timeout, limits.retries, limits.backoff, max(0.5, min(limits.deadline, remaining))
+        )  # fmt: skip
+        report = await _check_once(stack, url, key, declared, targets, round_limits, transport)
+        if report.exit_code == 0 or time.monotonic() + poll_interval >= end:
+            report.attempts = attempts
+            report.seconds = time.perf_counter() - started
+            return report
+        await asyncio.sleep(poll_interval)
 
 
 async def check(
@@ -352,21 +377,14 @@ async def check(
     transport: httpx.AsyncBaseTransport | None = None,
     backend_overrides: dict[str, str] | None = None,
 ) -> DriftReport:
-    """One check, or with `wait` > 0, checks every `poll_interval` until in sync or `wait` seconds
-    have passed (right after a deploy, while backends are still loading); the last report wins."""
-    started = time.perf_counter()
-    end = time.monotonic() + wait
-    attempts = 0
-    while True:
-        attempts += 1
-        remaining = end - time.monotonic()
-        round_limits = limits if wait <= 0 else Limits(
-            limits.timeout, limits.retries, limits.backoff, max(0.5, min(limits.deadline, remaining))
-        )  # fmt: skip
-        report = await check_once(fleet, url, key, backends=backends, limits=round_limits, transport=transport,
-                                  backend_overrides=backend_overrides)  # fmt: skip
-        if report.exit_code == 0 or time.monotonic() + poll_interval >= end:
-            report.attempts = attempts
-            report.seconds = time.perf_counter() - started
-            return report
-        await asyncio.sleep(poll_interval)
+    """Check a stack's gateway against the declared set computed from its catalog, and with
+    `backends`, each provisioned backend reachable from here."""
+    targets: list[tuple[str, Any, str | None]] = []
+    if backends:
+        urls = {**backend_urls(fleet), **(backend_overrides or {})}
+        local = fleet.catalog.local_providers().items()
+        targets = [(n, p, urls.get(n)) for n, p in local if isinstance(p, _BACKEND_KINDS)]
+    return await check_declared(
+        url, key, declared_models(fleet.catalog), stack=fleet.name, wait=wait, poll_interval=poll_interval,
+        limits=limits, transport=transport, backend_targets=targets,
+    )  # fmt: skip
