@@ -1,0 +1,94 @@
+"""The post-deploy drift policy: after `pulumi up`, the live gateway's GET /v1/models must list
+exactly the declared set. Stack validation policies see resource outputs after the update (in a
+preview they are not known yet: the policy then says it will run after deploy).
+
+Plain functions: tests call `validate_gateway_drift` with StackValidationArgs built by hand.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pulumi_policy.proxy import UnknownValueError
+
+from llmfleet import DriftReport, Limits, check_declared
+
+GATEWAY_TYPE = "llmfleet:index:Gateway"
+NAME = "gateway-drift"
+DESCRIPTION = (
+    "After each deploy, the live LiteLLM gateway's GET /v1/models must list exactly the model names "
+    "declared in the catalog (served names, load-balanced groups and visible aliases)."
+)
+# How long to poll for the gateway to come in sync after an update, and per request.
+CONFIG_SCHEMA = {
+    "waitSeconds": {"type": "integer", "default": 120, "minimum": 0},
+    "timeoutSeconds": {"type": "number", "default": 5, "exclusiveMinimum": 0},
+    "keyEnv": {"type": "string", "default": "LITELLM_MASTER_KEY"},
+}
+
+AFTER_DEPLOY = "will run after deploy: the gateway's URL and declared models are not known in a preview"
+
+ReportViolation = Callable[..., None]
+
+
+def _known_str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def violation_message(report: DriftReport) -> str:
+    gateway = report.gateway
+    where = f"the gateway at {report.gateway_url}"
+    if report.exit_code == 2:
+        parts = []
+        if gateway.missing:
+            parts.append(f"missing (declared, not listed): {', '.join(gateway.missing)}")
+        if gateway.undeclared:
+            parts.append(f"not declared (listed): {', '.join(gateway.undeclared)}")
+        stack = report.stack or "<stack>"
+        return (
+            f"{where} does not serve the declared models after {report.attempts} check(s): {'; '.join(parts)}. "
+            f"Run `python -m llmfleet drift --stack {stack} --backends` to see why."
+        )
+    return (f"could not check {where}: {gateway.verdict.value}: {gateway.detail}. A deploy whose gateway cannot "
+            "be checked is not known to be in sync.")  # fmt: skip
+
+
+def validate_gateway_drift(
+    args: Any, report_violation: ReportViolation, *, transport: Any = None
+) -> Awaitable[None] | None:
+    """The stack validation. Returns an awaitable (pulumi-policy awaits it) doing the live check."""
+    gateways = [r for r in args.resources if r.resource_type == GATEWAY_TYPE]
+    if not gateways:
+        args.not_applicable("no llmfleet gateway in this stack")
+    config = args.get_config()
+    checks = []
+    for gateway in gateways:
+        try:
+            url = _known_str(gateway.props.get("url"))
+            declared = gateway.props.get("declared_models")
+            key = _known_str(gateway.props.get("master_key"))
+        except UnknownValueError:
+            url = declared = key = None
+        if url is None or not isinstance(declared, list) or not all(isinstance(d, str) for d in declared):
+            args.not_applicable(AFTER_DEPLOY)
+        key = key or os.environ.get(config.get("keyEnv", "LITELLM_MASTER_KEY"))
+        checks.append((gateway, url, declared, key))
+
+    async def run() -> None:
+        limits = Limits(timeout=float(config.get("timeoutSeconds", 5)))
+        for gateway, url, declared, key in checks:
+            report = await check_declared(url, key, declared, stack=_stack_of(gateway.urn),
+                                          wait=float(config.get("waitSeconds", 120)), limits=limits,
+                                          transport=transport)  # fmt: skip
+            if report.exit_code != 0:
+                report_violation(violation_message(report), gateway.urn)
+
+    return run()
+
+
+def _stack_of(urn: str) -> str:
+    # urn:pulumi:<stack>::<project>::<type>::<name>
+    parts = urn.split(":", 2)
+    return parts[2].split("::", 1)[0] if len(parts) == 3 else ""

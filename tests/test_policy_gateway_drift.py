@@ -1,0 +1,112 @@
+"""The post-deploy policy's validator, called directly with StackValidationArgs built by hand:
+a compliant baseline, then one change per test."""
+
+from __future__ import annotations
+
+import asyncio
+import runpy
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pulumi_policy import StackValidationArgs
+from pulumi_policy.policy import PolicyCustomTimeouts, PolicyResource, PolicyResourceOptions, _NotApplicableError
+
+from policy.gateway_drift import AFTER_DEPLOY, GATEWAY_TYPE, validate_gateway_drift
+
+from .litellm_proxy import free_port
+from .standins import StandIn, json_route, openai_models, standins
+
+KEY = "sk-policy-5e4d3c2b1a09"
+DECLARED = ["chat", "gemma-3-1b", "qwen2.5:0.5b"]
+URN = "urn:pulumi:prod::llmfleet::llmfleet:index:Gateway::gateway"
+
+
+def resource(props: dict, resource_type: str = GATEWAY_TYPE, urn: str = URN) -> PolicyResource:
+    opts = PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [], None)
+    return PolicyResource(resource_type, props, urn, urn.rsplit("::", 1)[1], opts, None, None, [], {})
+
+
+def validate(resources: list[PolicyResource], config: dict | None = None) -> list[tuple[str, str | None]]:
+    violations: list[tuple[str, str | None]] = []
+    args = StackValidationArgs(resources, {"waitSeconds": 0, "timeoutSeconds": 0.5, **(config or {})})
+    result = validate_gateway_drift(args, lambda message, urn=None: violations.append((message, urn)))
+    if result is not None:
+        asyncio.run(result)
+    return violations
+
+
+@pytest.fixture
+def gateway() -> Iterator[StandIn]:
+    with standins(1) as (server,):
+        server.routes["/v1/models"] = json_route(openai_models(DECLARED))
+        yield server
+
+
+def props(gateway: StandIn, **changes) -> dict:
+    return {"url": gateway.url, "declared_models": DECLARED, "master_key": KEY, **changes}
+
+
+def test_compliant(gateway: StandIn) -> None:
+    assert validate([resource(props(gateway))]) == []
+    assert gateway.requests == [("/v1/models", f"Bearer {KEY}")]
+
+
+def test_missing_and_undeclared_models_are_named(gateway: StandIn) -> None:
+    gateway.routes["/v1/models"] = json_route(openai_models(["chat", "qwen2.5:0.5b", "gpt-4o"]))
+    assert validate([resource(props(gateway))]) == [(
+        f"the gateway at {gateway.url} does not serve the declared models after 1 check(s): "
+        "missing (declared, not listed): gemma-3-1b; not declared (listed): gpt-4o. "
+        "Run `python -m llmfleet drift --stack prod --backends` to see why.",
+        URN,
+    )]  # fmt: skip
+
+
+def test_a_gateway_that_cannot_be_checked_is_a_violation() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    [(message, urn)] = validate([resource({"url": url, "declared_models": DECLARED, "master_key": KEY})])
+    assert urn == URN
+    assert message.startswith(f"could not check the gateway at {url}: unreachable: {url}/v1/models: connection refused")
+    assert KEY not in message
+
+
+def test_waits_for_the_gateway_to_come_in_sync(gateway: StandIn) -> None:
+    answers = iter([openai_models(DECLARED[:1])])
+    gateway.routes["/v1/models"] = lambda: json_route(next(answers, openai_models(DECLARED)))
+    assert validate([resource(props(gateway))], {"waitSeconds": 10}) == []
+    assert len(gateway.requests) == 2
+
+
+def test_preview_says_it_runs_after_deploy() -> None:
+    with pytest.raises(_NotApplicableError) as raised:
+        validate([resource({"url": None, "declared_models": None, "master_key": None})])
+    assert raised.value.reason == AFTER_DEPLOY
+
+
+def test_key_from_the_environment_when_the_output_is_absent(gateway: StandIn, monkeypatch) -> None:
+    monkeypatch.setenv("FLEET_KEY", KEY)
+    assert validate([resource(props(gateway, master_key=None))], {"keyEnv": "FLEET_KEY"}) == []
+
+
+def test_stacks_without_a_gateway_are_not_applicable() -> None:
+    other = resource(
+        {}, "docker:index/container:Container", "urn:pulumi:prod::llmfleet::docker:index/container:Container::x"
+    )
+    with pytest.raises(_NotApplicableError) as raised:
+        validate([other])
+    assert raised.value.reason == "no llmfleet gateway in this stack"
+
+
+def test_the_pack_is_mandatory_and_holds_the_validator(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pulumi_policy
+
+    packs: list[dict] = []
+    # The real PolicyPack starts the analyzer's gRPC server and blocks: record what it is given.
+    monkeypatch.setattr(pulumi_policy, "PolicyPack", lambda **kwargs: packs.append(kwargs))
+    monkeypatch.syspath_prepend(str(Path(__file__).parent.parent / "policy"))
+    runpy.run_path(str(Path(__file__).parent.parent / "policy" / "__main__.py"), run_name="__main__")
+    [pack] = packs
+    [policy] = pack["policies"]
+    assert (pack["name"], pack["enforcement_level"]) == ("llmfleet", pulumi_policy.EnforcementLevel.MANDATORY)
+    assert (policy.name, policy.description.startswith("After each deploy")) == ("gateway-drift", True)
+    assert policy.config_schema.properties["waitSeconds"]["default"] == 120
