@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_docker as docker
 
 from llmfleet import LlamaCppProvider
 
-from .server_container import ContainerSpec, Healthcheck, Mount, Placement, gpu_request, pulled_image, server_container
+from .server_container import ContainerSpec, Healthcheck, Mount, Placement, ServerComponent, gpu_request, pulled_image
 from .vllm import HF_CACHE, secret_env
 
 MODELS_DIR = "/models"
@@ -59,15 +58,11 @@ class LlamaCppServerArgs:
     hf_token: pulumi.Input[str] | None = None
 
 
-class LlamaCppServer(pulumi.ComponentResource):
-    container: docker.Container
-    served_names: pulumi.Output[list[str]]
-
+class LlamaCppServer(ServerComponent):
     def __init__(self, name: str, args: LlamaCppServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("llmfleet:index:LlamaCppServer", name, {}, opts)
         image = pulled_image(name, args.image, args.placement, self)
         spec = llama_server_spec(args.provider, args.hf_cache, args.gguf)
         token = secret_env("HF_TOKEN", args.hf_token)
-        self.container = server_container(name, spec, image.image_id, args.placement, self, extra_env=token)
-        self.served_names = pulumi.Output.from_input(list(args.provider.served_names))
-        self.register_outputs({"container": self.container.name, "served_names": self.served_names})
+        self._serve(name, spec, image.image_id, args.placement, args.provider.served_names, extra_env=token)
+        self._register()

@@ -16,10 +16,10 @@ from .server_container import (
     ContainerSpec,
     Mount,
     Placement,
+    ServerComponent,
     gpu_request,
     pulled_image,
     python_http_check,
-    server_container,
 )
 
 
@@ -90,10 +90,8 @@ class LlamaCppPythonServerArgs:
     project_dir: Path
 
 
-class LlamaCppPythonServer(pulumi.ComponentResource):
-    container: docker.Container
+class LlamaCppPythonServer(ServerComponent):
     image: docker.RemoteImage
-    served_names: pulumi.Output[list[str]]
 
     def __init__(self, name: str, args: LlamaCppPythonServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("llmfleet:index:LlamaCppPythonServer", name, {}, opts)
@@ -102,6 +100,5 @@ class LlamaCppPythonServer(pulumi.ComponentResource):
         else:
             self.image = pulled_image(name, args.image, args.placement, self)
         spec = llama_cpp_python_spec(args.provider, args.gguf)
-        self.container = server_container(name, spec, self.image.image_id, args.placement, self)
-        self.served_names = pulumi.Output.from_input(list(args.provider.served_names))
-        self.register_outputs({"container": self.container.name, "served_names": self.served_names})
+        self._serve(name, spec, self.image.image_id, args.placement, args.provider.served_names)
+        self._register()

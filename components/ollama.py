@@ -11,7 +11,7 @@ import pulumi_docker as docker
 from llmfleet import OllamaProvider
 
 from .ollama_model import OllamaModel, OllamaModelArgs
-from .server_container import ContainerSpec, Healthcheck, Mount, Placement, gpu_request, pulled_image, server_container
+from .server_container import ContainerSpec, Healthcheck, Mount, Placement, ServerComponent, gpu_request, pulled_image
 
 MODELS_DIR = "/root/.ollama"
 
@@ -42,10 +42,8 @@ class OllamaServerArgs:
     docker_host: str | None  # for the pulls, which run `docker exec` against this host
 
 
-class OllamaServer(pulumi.ComponentResource):
-    container: docker.Container
+class OllamaServer(ServerComponent):
     models: dict[str, OllamaModel]
-    served_names: pulumi.Output[list[str]]
 
     def __init__(self, name: str, args: OllamaServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("llmfleet:index:OllamaServer", name, {}, opts)
@@ -57,7 +55,7 @@ class OllamaServer(pulumi.ComponentResource):
         )
         image = pulled_image(name, args.image, placement, self)
         spec = ollama_spec(args.provider, volume.name)
-        self.container = server_container(name, spec, image.image_id, placement, self)
+        self._serve(name, spec, image.image_id, placement, args.provider.served_names)
         # Pull only once the server is healthy (the container waits for its healthcheck).
         self.models = {
             tag: OllamaModel(
@@ -67,5 +65,4 @@ class OllamaServer(pulumi.ComponentResource):
             )
             for tag in args.provider.models
         }
-        self.served_names = pulumi.Output.from_input(list(args.provider.served_names))
-        self.register_outputs({"container": self.container.name, "served_names": self.served_names})
+        self._register()

@@ -174,3 +174,25 @@ def pulled_image(name: str, image: str, placement: Placement, parent: pulumi.Res
         docker.RemoteImageArgs(name=image, keep_locally=True),
         opts=pulumi.ResourceOptions(parent=parent, provider=placement.provider),
     )
+
+
+class ServerComponent(pulumi.ComponentResource):
+    """What every server component exposes: its container and the names it serves."""
+
+    container: docker.Container
+    served_names: pulumi.Output[list[str]]
+
+    def _serve(
+        self,
+        name: str,
+        spec: ContainerSpec,
+        image_id: pulumi.Input[str],
+        placement: Placement,
+        served: Sequence[str],
+        extra_env: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
+    ) -> None:
+        self.container = server_container(name, spec, image_id, placement, self, extra_env=extra_env)
+        self.served_names = pulumi.Output.from_input(list(served))
+
+    def _register(self) -> None:
+        self.register_outputs({"container": self.container.name, "served_names": self.served_names})

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_docker as docker
 
 from llmfleet import VllmProvider
 
@@ -13,10 +12,10 @@ from .server_container import (
     ContainerSpec,
     Mount,
     Placement,
+    ServerComponent,
     gpu_request,
     pulled_image,
     python_http_check,
-    server_container,
 )
 
 HF_CACHE = "/root/.cache/huggingface"
@@ -66,18 +65,14 @@ class VllmServerArgs:
     hf_token: pulumi.Input[str] | None = None
 
 
-class VllmServer(pulumi.ComponentResource):
-    container: docker.Container
-    served_names: pulumi.Output[list[str]]
-
+class VllmServer(ServerComponent):
     def __init__(self, name: str, args: VllmServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("llmfleet:index:VllmServer", name, {}, opts)
         image = pulled_image(name, args.image, args.placement, self)
         spec = vllm_spec(args.provider, args.hf_cache, args.vllm_cache)
         token = secret_env("HF_TOKEN", args.hf_token)
-        self.container = server_container(name, spec, image.image_id, args.placement, self, extra_env=token)
-        self.served_names = pulumi.Output.from_input(list(args.provider.served_names))
-        self.register_outputs({"container": self.container.name, "served_names": self.served_names})
+        self._serve(name, spec, image.image_id, args.placement, args.provider.served_names, extra_env=token)
+        self._register()
 
 
 def secret_env(name: str, value: pulumi.Input[str] | None) -> pulumi.Output[list[str]] | None:
