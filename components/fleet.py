@@ -72,11 +72,7 @@ def deploy_fleet(fleet: Fleet, secrets: FleetSecrets, project_dir: Path) -> Depl
     for name, provider in catalog.local_providers().items():
         host_name = settings.host_of(name)
         host = hosts[host_name]
-        if host_name != gateway_host:
-            publish_ip = settings.hosts[host_name].address  # the gateway reaches it there
-        else:
-            publish_ip = "127.0.0.1" if settings.publishes(name) else None
-        placement = Placement(stack, host_name, host.network_name, host.provider, publish_ip)
+        placement = Placement(stack, host_name, host.network_name, host.provider, settings.publish_ip(name))
         server = _server(name, provider, fleet, placement, host, secrets, project_dir)
         servers[name] = server
         backends.append(server.container)

@@ -285,13 +285,8 @@ def backend_urls(fleet: Fleet) -> dict[str, str | None]:
     a remote host's published port, or an opted-in loopback port on the gateway's host."""
     urls: dict[str, str | None] = {}
     for name, p in fleet.catalog.local_providers().items():
-        host = fleet.stack.host_of(name)
-        if host != fleet.stack.gateway_host:
-            urls[name] = f"http://{fleet.stack.hosts[host].address}:{p.listen_port}"
-        elif fleet.stack.publishes(name):
-            urls[name] = f"http://127.0.0.1:{p.listen_port}"
-        else:
-            urls[name] = None
+        ip = fleet.stack.publish_ip(name)
+        urls[name] = f"http://{ip}:{p.listen_port}" if ip else None
     return urls
 
 

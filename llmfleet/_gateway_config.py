@@ -23,10 +23,9 @@ def backend_root(fleet: Fleet, provider: str) -> str:
     address of the remote host it runs on and its published port."""
     p = fleet.catalog.providers[provider]
     assert not isinstance(p, ExternalProvider), provider
-    host = fleet.stack.host_of(provider)
-    if host == fleet.stack.gateway_host:
+    if fleet.stack.host_of(provider) == fleet.stack.gateway_host:
         return f"http://{provider}:{p.listen_port}"
-    return f"http://{fleet.stack.hosts[host].address}:{p.listen_port}"
+    return f"http://{fleet.stack.publish_ip(provider)}:{p.listen_port}"
 
 
 def _params(fleet: Fleet, provider: str, served: str) -> dict[str, Any]:

@@ -86,9 +86,15 @@ class StackSettings(_Strict):
         placement = self.providers.get(provider)
         return (placement.host if placement and placement.host else None) or self.gateway_host
 
-    def publishes(self, provider: str) -> bool:
+    def publish_ip(self, provider: str) -> str | None:
+        """Where a provider's port is published on its host: that host's address when it runs
+        away from the gateway (the gateway reaches it there), loopback when the stack opts in,
+        otherwise nowhere (reachable only on the fleet's network)."""
+        host = self.host_of(provider)
+        if host != self.gateway_host:
+            return self.hosts[host].address
         placement = self.providers.get(provider)
-        return bool(placement and placement.publish)
+        return "127.0.0.1" if placement and placement.publish else None
 
     @property
     def gateway_url(self) -> str:
