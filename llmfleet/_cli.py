@@ -157,9 +157,8 @@ def _drift(args: argparse.Namespace) -> int:
     url = args.url or fleet.stack.gateway_url
     limits = Limits(timeout=args.timeout, deadline=args.deadline)
     report = asyncio.run(check(fleet, url, os.environ.get(args.key_env), backends=args.backends,
-                               wait=args.wait, limits=limits))  # fmt: skip
-    if report.gateway.detail.startswith("no master key"):
-        report.gateway.detail = f"no master key: the environment variable {args.key_env} is not set"
+                               wait=args.wait, limits=limits,
+                               key_source=f"the environment variable {args.key_env}"))  # fmt: skip
     text = FORMATS[args.format](report)
     if args.output:
         args.output.write_text(text)

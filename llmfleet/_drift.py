@@ -210,14 +210,19 @@ def _status_failure(status: int, body: bytes, url: str, secret: str | None, gate
 
 
 async def check_gateway(
-    client: httpx.AsyncClient, url: str, key: str | None, declared: Iterable[str], limits: Limits
+    client: httpx.AsyncClient,
+    url: str,
+    key: str | None,
+    declared: Iterable[str],
+    limits: Limits,
+    key_source: str = "the master key",
 ) -> CheckResult:
     started = time.perf_counter()
     models_url = url.rstrip("/") + "/v1/models"
     result = CheckResult("gateway", "litellm", models_url, Verdict.IN_SYNC)
     try:
         if not key:
-            raise _Failed(Verdict.UNAUTHORIZED, "no master key: set the environment variable named by --key-env")
+            raise _Failed(Verdict.UNAUTHORIZED, f"no master key: {key_source} is not set")
         status, payload = await _get(client, models_url, limits, {"Authorization": f"Bearer {key}"})
         if status >= 400:
             raise _status_failure(status, payload, models_url, key, gateway=True)
@@ -301,6 +306,7 @@ async def _check_once(
     targets: list[tuple[str, Any, str | None]],
     limits: Limits,
     transport: httpx.AsyncBaseTransport | None,
+    key_source: str,
 ) -> DriftReport:
     started = time.perf_counter()
     async with httpx.AsyncClient(
@@ -310,7 +316,7 @@ async def _check_once(
         limits=httpx.Limits(max_connections=max(10, len(targets) + 2), max_keepalive_connections=0),
         trust_env=False,  # the check talks to our own hosts, never through a proxy from the environment
     ) as client:
-        coros = [check_gateway(client, url, key, declared, limits)]
+        coros = [check_gateway(client, url, key, declared, limits, key_source)]
         coros += [check_backend(client, n, p, u, limits) for n, p, u in targets if u]
         try:
             async with asyncio.timeout(limits.deadline):
@@ -338,6 +344,7 @@ async def check_declared(
     limits: Limits = Limits(),
     transport: httpx.AsyncBaseTransport | None = None,
     backend_targets: Iterable[tuple[str, Any, str | None]] = (),
+    key_source: str = "the master key",
 ) -> DriftReport:
     """Check the gateway at `url` against `declared` (and optional backends). With `wait` > 0,
     check every `poll_interval` seconds until in sync or `wait` seconds have passed (right after
@@ -352,7 +359,7 @@ async def check_declared(
         round_limits = limits if wait <= 0 else Limits(
             limits.timeout, limits.retries, limits.backoff, max(0.5, min(limits.deadline, remaining))
         )  # fmt: skip
-        report = await _check_once(stack, url, key, declared, targets, round_limits, transport)
+        report = await _check_once(stack, url, key, declared, targets, round_limits, transport, key_source)
         if report.exit_code == 0 or time.monotonic() + poll_interval >= end:
             report.attempts = attempts
             report.seconds = time.perf_counter() - started
@@ -371,6 +378,7 @@ async def check(
     limits: Limits = Limits(),
     transport: httpx.AsyncBaseTransport | None = None,
     backend_overrides: dict[str, str] | None = None,
+    key_source: str = "the master key",
 ) -> DriftReport:
     """Check a stack's gateway against the declared set computed from its catalog, and with
     `backends`, each provisioned backend reachable from here."""
@@ -381,5 +389,5 @@ async def check(
         targets = [(n, p, urls.get(n)) for n, p in local if isinstance(p, _BACKEND_KINDS)]
     return await check_declared(
         url, key, declared_models(fleet.catalog), stack=fleet.name, wait=wait, poll_interval=poll_interval,
-        limits=limits, transport=transport, backend_targets=targets,
+        limits=limits, transport=transport, backend_targets=targets, key_source=key_source,
     )  # fmt: skip

@@ -73,15 +73,16 @@ def validate_gateway_drift(
             url = declared = key = None
         if url is None or not isinstance(declared, list) or not all(isinstance(d, str) for d in declared):
             args.not_applicable(AFTER_DEPLOY)
-        key = key or os.environ.get(config.get("keyEnv", "LITELLM_MASTER_KEY"))
-        checks.append((gateway, url, declared, key))
+        key_env = config.get("keyEnv", "LITELLM_MASTER_KEY")
+        source = f"the gateway's master_key output (or the environment variable {key_env})"
+        checks.append((gateway, url, declared, key or os.environ.get(key_env), source))
 
     async def run() -> None:
         limits = Limits(timeout=float(config.get("timeoutSeconds", 5)))
-        for gateway, url, declared, key in checks:
+        for gateway, url, declared, key, source in checks:
             report = await check_declared(url, key, declared, stack=_stack_of(gateway.urn),
                                           wait=float(config.get("waitSeconds", 120)), limits=limits,
-                                          transport=transport)  # fmt: skip
+                                          transport=transport, key_source=source)  # fmt: skip
             if report.exit_code != 0:
                 report_violation(violation_message(report), gateway.urn)
 

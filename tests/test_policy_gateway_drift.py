@@ -110,3 +110,14 @@ def test_the_pack_is_mandatory_and_holds_the_validator(monkeypatch: pytest.Monke
     assert (pack["name"], pack["enforcement_level"]) == ("llmfleet", pulumi_policy.EnforcementLevel.MANDATORY)
     assert (policy.name, policy.description.startswith("After each deploy")) == ("gateway-drift", True)
     assert policy.config_schema.properties["waitSeconds"]["default"] == 120
+
+
+def test_no_key_anywhere_names_where_it_was_looked_for(gateway: StandIn, monkeypatch) -> None:
+    monkeypatch.delenv("LITELLM_MASTER_KEY", raising=False)
+    [(message, _)] = validate([resource(props(gateway, master_key=None))])
+    assert message == (
+        f"could not check the gateway at {gateway.url}: unauthorized: no master key: the gateway's master_key "
+        "output (or the environment variable LITELLM_MASTER_KEY) is not set. A deploy whose gateway cannot be "
+        "checked is not known to be in sync."
+    )
+    assert gateway.requests == []
