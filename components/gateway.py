@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_docker as docker
 
-from .server_container import ContainerSpec, Placement, pulled_image, python_http_check, server_container
+from .server_container import ContainerSpec, Placement, pulled_image, python_http_check, secret_env, server_container
 
 CONFIG_PATH = "/app/config.yaml"
 PORT = 4000  # inside the container; the stack chooses the published port
@@ -24,15 +24,6 @@ def gateway_spec() -> ContainerSpec:
         # Liveliness needs no key and does not call backends (/health would send completions).
         healthcheck=python_http_check(f"http://127.0.0.1:{PORT}/health/liveliness", start_period_s=60),
         wait_timeout_s=180,
-    )
-
-
-def secret_envs(master_key: pulumi.Input[str], api_keys: Mapping[str, pulumi.Input[str]]) -> pulumi.Output[list[str]]:
-    """LITELLM_MASTER_KEY and external API keys as `NAME=value`, as one secret Output."""
-    names = ["LITELLM_MASTER_KEY", *sorted(api_keys)]
-    values = [master_key, *(api_keys[n] for n in sorted(api_keys))]
-    return pulumi.Output.secret(
-        pulumi.Output.all(*values).apply(lambda vs: [f"{n}={v}" for n, v in zip(names, vs, strict=True)])
     )
 
 
@@ -64,7 +55,8 @@ class Gateway(pulumi.ComponentResource):
             image.image_id,
             args.placement,
             self,
-            extra_env=secret_envs(args.master_key, args.api_keys),
+            # The master key, then external API keys by name; the list must be stable across runs.
+            extra_env=secret_env({"LITELLM_MASTER_KEY": args.master_key, **dict(sorted(args.api_keys.items()))}),
             uploads=[docker.ContainerUploadArgs(file=CONFIG_PATH, content=args.config_yaml)],
             depends_on=args.backends,
             external_port=args.port,

@@ -8,8 +8,17 @@ import pulumi
 
 from llmfleet import LlamaCppProvider
 
-from .server_container import ContainerSpec, Healthcheck, Mount, Placement, ServerComponent, gpu_request, pulled_image
-from .vllm import HF_CACHE, secret_env
+from .server_container import (
+    ContainerSpec,
+    Healthcheck,
+    Mount,
+    Placement,
+    ServerComponent,
+    gpu_request,
+    pulled_image,
+    secret_env,
+)
+from .vllm import HF_CACHE
 
 MODELS_DIR = "/models"
 
@@ -63,6 +72,6 @@ class LlamaCppServer(ServerComponent):
         super().__init__("llmfleet:index:LlamaCppServer", name, {}, opts)
         image = pulled_image(name, args.image, args.placement, self)
         spec = llama_server_spec(args.provider, args.hf_cache, args.gguf)
-        token = secret_env("HF_TOKEN", args.hf_token)
+        token = secret_env({"HF_TOKEN": args.hf_token})
         self._serve(name, spec, image.image_id, args.placement, args.provider.served_names, extra_env=token)
         self._register()

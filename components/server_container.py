@@ -7,7 +7,7 @@ the component classes only wire resources together.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
@@ -41,6 +41,18 @@ def python_http_check(url: str, start_period_s: int) -> Healthcheck:
     probe = f"import urllib.request as u; u.urlopen('{url}', timeout=4)"
     shell = f'python3 -c "{probe}" || python -c "{probe}"'
     return Healthcheck(["CMD-SHELL", shell], start_period_s)
+
+
+def secret_env(values: Mapping[str, pulumi.Input[str] | None]) -> pulumi.Output[list[str]] | None:
+    """`NAME=value` for each value given, as one secret Output, so no value shows in a plain input;
+    None when there is none to set."""
+    given = {name: value for name, value in values.items() if value is not None}
+    if not given:
+        return None
+    names = list(given)
+    return pulumi.Output.secret(
+        pulumi.Output.all(*given.values()).apply(lambda vs: [f"{n}={v}" for n, v in zip(names, vs, strict=True)])
+    )
 
 
 @dataclass(frozen=True)

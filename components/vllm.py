@@ -16,6 +16,7 @@ from .server_container import (
     gpu_request,
     pulled_image,
     python_http_check,
+    secret_env,
 )
 
 HF_CACHE = "/root/.cache/huggingface"
@@ -70,13 +71,6 @@ class VllmServer(ServerComponent):
         super().__init__("llmfleet:index:VllmServer", name, {}, opts)
         image = pulled_image(name, args.image, args.placement, self)
         spec = vllm_spec(args.provider, args.hf_cache, args.vllm_cache)
-        token = secret_env("HF_TOKEN", args.hf_token)
+        token = secret_env({"HF_TOKEN": args.hf_token})
         self._serve(name, spec, image.image_id, args.placement, args.provider.served_names, extra_env=token)
         self._register()
-
-
-def secret_env(name: str, value: pulumi.Input[str] | None) -> pulumi.Output[list[str]] | None:
-    """`NAME=value` as a secret Output, so the value never shows in a plain input."""
-    if value is None:
-        return None
-    return pulumi.Output.secret(pulumi.Output.from_input(value).apply(lambda v: [f"{name}={v}"]))
