@@ -31,7 +31,6 @@ _EXPORTS = {
     "check_drift": "_drift",
     "check_declared": "_drift",
     "ConfigError": "_errors",
-    "DriftCheckError": "_errors",
     "LlmfleetError": "_errors",
     "Problem": "_errors",
     "format_key_path": "_errors",
@@ -59,7 +58,6 @@ __all__ = [
     "Catalog",
     "CheckResult",
     "ConfigError",
-    "DriftCheckError",
     "DriftReport",
     "ExternalModel",
     "ExternalProvider",
@@ -124,7 +122,7 @@ if _TYPE_CHECKING:  # what type checkers and IDEs see
     from ._declared import declared_models
     from ._drift import CheckResult, DriftReport, Limits, Verdict, backend_urls, check_declared
     from ._drift import check as check_drift
-    from ._errors import ConfigError, DriftCheckError, LlmfleetError, Problem, format_key_path
+    from ._errors import ConfigError, LlmfleetError, Problem, format_key_path
     from ._gateway_config import backend_root, gateway_config, render_gateway_config
     from ._load import Fleet, load_catalog, load_fleet, load_stack_settings, stack_names
     from ._model_diff import model_diff

@@ -377,14 +377,13 @@ async def check(
     poll_interval: float = 2.0,
     limits: Limits = Limits(),
     transport: httpx.AsyncBaseTransport | None = None,
-    backend_overrides: dict[str, str] | None = None,
     key_source: str = "the master key",
 ) -> DriftReport:
     """Check a stack's gateway against the declared set computed from its catalog, and with
     `backends`, each provisioned backend reachable from here."""
     targets: list[tuple[str, Any, str | None]] = []
     if backends:
-        urls = {**backend_urls(fleet), **(backend_overrides or {})}
+        urls = backend_urls(fleet)
         local = fleet.catalog.local_providers().items()
         targets = [(n, p, urls.get(n)) for n, p in local if isinstance(p, _BACKEND_KINDS)]
     return await check_declared(

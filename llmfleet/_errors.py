@@ -1,8 +1,9 @@
 """Exceptions raised by llmfleet.
 
     LlmfleetError                 base: catch this to catch everything below
-    ├── ConfigError               the catalog or stack file is wrong; carries every Problem found
-    └── DriftCheckError           the live gateway or a backend could not be checked
+    └── ConfigError               the catalog or stack file is wrong; carries every Problem found
+
+The drift check raises nothing: what it could not check is a verdict in its report.
 
 Every message names what went wrong, where, and what to do about it.
 """
@@ -65,7 +66,3 @@ class ConfigError(LlmfleetError):
         errors = [p for p in self.problems if p.severity == "error"]
         lines = "\n".join(p.format() for p in errors)
         super().__init__(f"{len(errors)} error(s) in the fleet configuration:\n{lines}")
-
-
-class DriftCheckError(LlmfleetError):
-    """A live endpoint could not be checked; the message says which and why."""

@@ -8,7 +8,7 @@ and `drift` work without the Pulumi CLI, and so errors point at lines. Secret va
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -114,6 +114,3 @@ class StackFile(_Strict):
     secretsprovider: str | None = None
     encryptedkey: str | None = None
     environment: object | None = None
-
-
-Kind = Literal["ollama", "vllm", "llama_cpp", "llama_cpp_python", "external"]
