@@ -21,12 +21,18 @@ from ._yaml import SourceMap
 GPU_BUDGET = 0.95
 
 
+def closest_name(name: str, candidates: Iterable[str]) -> str | None:
+    """The declared name `name` was most likely meant to be, if any is close enough."""
+    match = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
 def closest(name: str, candidates: Iterable[str]) -> str:
     """A hint naming the closest declared name, or listing what is declared."""
     candidates = sorted(set(candidates))
-    match = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    match = closest_name(name, candidates)
     if match:
-        return f"Did you mean '{match[0]}'?"
+        return f"Did you mean '{match}'?"
     shown = ", ".join(candidates[:8]) + (", ..." if len(candidates) > 8 else "")
     return f"Declared: {shown}." if candidates else ""
 
@@ -225,7 +231,7 @@ class _Checker:
 
     def fallbacks(self, key: str) -> None:
         chains: dict[str, list[str]] = getattr(self.catalog.routes, key)
-        contexts = self._contexts()
+        contexts = self._contexts() if key == "context_window_fallbacks" else {}
         for source, targets in chains.items():
             self._reference(("routes", key, source), source, "fallback source")
             for i, target in enumerate(targets):

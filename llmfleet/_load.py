@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ._catalog import Catalog
-from ._checks import check, closest
+from ._checks import check, closest_name
 from ._errors import ConfigError, KeyPath, Problem
 from ._stack import StackFile, StackSettings
 from ._yaml import SourceMap, parse_yaml
@@ -92,7 +92,8 @@ def _pydantic_problems(
         kind, ctx, hint = err["type"], err.get("ctx") or {}, ""
         if kind == "extra_forbidden":
             message = f"unknown key '{loc[-1]}'"
-            hint = closest(str(loc[-1]), vocab) if closest(str(loc[-1]), vocab).startswith("Did") else "Remove it."
+            meant = closest_name(str(loc[-1]), vocab)
+            hint = f"Did you mean '{meant}'?" if meant else "Remove it."
         elif kind == "missing":
             message = f"missing required key '{loc[-1]}'"
             hint = "Add it."
