@@ -23,6 +23,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import llmfleet
+from tests.fleetdir import BASE_STACK, write_project
 
 SIZES = [(100, 10), (1_000, 100), (10_000, 1_000)]  # (served models, providers)
 KINDS = ["ollama", "vllm", "llama_cpp", "llama_cpp_python", "external"]
@@ -79,18 +80,6 @@ def generate(models: int, providers: int) -> dict:
     return catalog
 
 
-STACK = """\
-config:
-  llmfleet:catalog: config/catalog.yaml
-  llmfleet:images:
-    ollama: ollama/ollama:0.14.1
-    vllm: vllm/vllm-openai:v0.18.0
-    llama_cpp: ghcr.io/ggml-org/llama.cpp:server-b9628
-    llama_cpp_python: ghcr.io/abetlen/llama-cpp-python:v0.3.16
-  llmfleet:masterKey: {secure: v1:abc}
-"""
-
-
 def run_once(project: Path) -> tuple[float, int]:
     start = time.perf_counter()
     fleet = llmfleet.load_fleet(project, "bench")
@@ -130,11 +119,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for models, providers in SIZES:
             project = Path(tmp) / f"n{models}"
-            (project / "config").mkdir(parents=True)
-            (project / "stacks").mkdir()
-            catalog = generate(models, providers)
-            (project / "config" / "catalog.yaml").write_text(yaml.safe_dump(catalog, sort_keys=False))
-            (project / "stacks" / "Pulumi.bench.yaml").write_text(STACK)
+            catalog = yaml.safe_dump(generate(models, providers), sort_keys=False)
+            write_project(project, catalog, BASE_STACK, name="bench")
             # Same sampling time for every size: a fixed run count leaves the small, fast sizes
             # at the mercy of one scheduler hiccup, which swamps the growth ratio.
             times: list[float] = []
