@@ -1,6 +1,12 @@
 """The post-deploy drift policy: after `pulumi up`, the live gateway's GET /v1/models must list
-exactly the declared set. Stack validation policies see resource outputs after the update (in a
-preview they are not known yet: the policy then says it will run after deploy).
+exactly the declared set.
+
+Stack policies are analysed in every preview too, the preview phase of an interactive `pulumi up`
+included (pulumi-policy's `TestUnknownValues`), and our gateway's outputs come from config, so they
+are *known* there: checking then would poll the old gateway against the new declaration and abort
+the update. pulumi-policy configures the runtime's dry-run flag from the engine's PULUMI_DRY_RUN
+(policy.py `_configure_runtime_settings`), so in a dry run the policy is not applicable at once,
+without a request.
 
 Plain functions: tests call `validate_gateway_drift` with StackValidationArgs built by hand.
 """
@@ -11,6 +17,7 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pulumi.runtime
 from pulumi_policy.proxy import UnknownValueError
 
 from llmfleet import DriftReport, Limits, check_declared
@@ -29,6 +36,7 @@ CONFIG_SCHEMA = {
 }
 
 AFTER_DEPLOY = "will run after deploy: the gateway's URL and declared models are not known in a preview"
+IN_PREVIEW = "will run after deploy: a preview has not changed the live gateway yet"
 
 ReportViolation = Callable[..., None]
 
@@ -59,6 +67,8 @@ def validate_gateway_drift(
     args: Any, report_violation: ReportViolation, *, transport: Any = None
 ) -> Awaitable[None] | None:
     """The stack validation. Returns an awaitable (pulumi-policy awaits it) doing the live check."""
+    if pulumi.runtime.is_dry_run():
+        args.not_applicable(IN_PREVIEW)
     gateways = [r for r in args.resources if r.resource_type == GATEWAY_TYPE]
     if not gateways:
         args.not_applicable("no llmfleet gateway in this stack")

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import runpy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pulumi.runtime
 import pytest
+from pulumi.runtime import settings
 from pulumi_policy import StackValidationArgs
 from pulumi_policy.policy import PolicyCustomTimeouts, PolicyResource, PolicyResourceOptions, _NotApplicableError
 
-from policy.gateway_drift import AFTER_DEPLOY, GATEWAY_TYPE, validate_gateway_drift
+from policy.gateway_drift import AFTER_DEPLOY, GATEWAY_TYPE, IN_PREVIEW, validate_gateway_drift
 
 from .litellm_proxy import free_port
 from .standins import StandIn, json_route, openai_models, standins
@@ -75,6 +77,45 @@ def test_waits_for_the_gateway_to_come_in_sync(gateway: StandIn) -> None:
     gateway.routes["/v1/models"] = lambda: json_route(next(answers, openai_models(DECLARED)))
     assert validate([resource(props(gateway))], {"waitSeconds": 10}) == []
     assert len(gateway.requests) == 2
+
+
+@pytest.fixture
+def engine_run() -> Iterator[Callable[[bool], None]]:
+    """Configure the runtime as pulumi-policy does from the engine's environment
+    (policy.py `_configure_runtime_settings`: Settings(project, stack, dry_run=PULUMI_DRY_RUN == "true")),
+    and restore whatever was there."""
+    saved = settings.SETTINGS
+
+    def configure(dry_run: bool) -> None:
+        pulumi.runtime.configure(pulumi.runtime.Settings(project="llmfleet", stack="prod", dry_run=dry_run))
+
+    try:
+        yield configure
+    finally:
+        settings.configure(saved)
+
+
+def test_a_preview_with_known_outputs_sends_no_request(gateway: StandIn, engine_run) -> None:
+    # The new catalog declares a model the live (old) gateway does not list yet: checking in the
+    # preview would fail the update before it ran. The outputs are known: they come from config.
+    engine_run(True)
+    with pytest.raises(_NotApplicableError) as raised:
+        validate([resource(props(gateway, declared_models=[*DECLARED, "new-model"]))], {"waitSeconds": 30})
+    assert raised.value.reason == IN_PREVIEW
+    assert gateway.requests == []
+
+
+def test_after_the_update_the_same_gateway_is_checked(gateway: StandIn, engine_run) -> None:
+    engine_run(False)
+    assert validate([resource(props(gateway))]) == []
+    assert gateway.requests == [("/v1/models", f"Bearer {KEY}")]
+
+
+def test_after_the_update_a_gateway_that_is_down_is_a_violation(engine_run) -> None:
+    engine_run(False)
+    url = f"http://127.0.0.1:{free_port()}"
+    [(message, urn)] = validate([resource({"url": url, "declared_models": DECLARED, "master_key": KEY})])
+    assert (urn, message.startswith(f"could not check the gateway at {url}: unreachable")) == (URN, True)
 
 
 def test_preview_says_it_runs_after_deploy() -> None:
