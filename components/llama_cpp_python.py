@@ -17,6 +17,7 @@ from .server_container import (
     Mount,
     Placement,
     ServerComponent,
+    create_timeout,
     gpu_request,
     pulled_image,
     python_http_check,
@@ -69,15 +70,22 @@ def built_image(
     name: str, spec: BuildSpec, project_dir: Path, placement: Placement, parent: pulumi.Resource
 ) -> docker.RemoteImage:
     context = project_dir / spec.build
+    build_args = {"CUDA_ARCHITECTURES": spec.cuda_architectures} if spec.cuda_architectures else None
     return docker.RemoteImage(
         f"{name}-image",
         docker.RemoteImageArgs(
             name=spec.tag,
-            build=docker.RemoteImageBuildArgs(context=str(context), dockerfile="Dockerfile"),
-            triggers=build_triggers(context),
+            build=docker.RemoteImageBuildArgs(context=str(context), dockerfile="Dockerfile", build_args=build_args),
+            # The context's files and the build arguments: a change to either rebuilds.
+            triggers={**build_triggers(context), **(build_args or {})},
             keep_locally=True,
         ),
-        opts=pulumi.ResourceOptions(parent=parent, provider=placement.provider),
+        opts=pulumi.ResourceOptions(
+            parent=parent,
+            provider=placement.provider,
+            # A CUDA compile is the longest create of a fleet: the stack sets its budget.
+            custom_timeouts=create_timeout(spec.timeout_minutes * 60),
+        ),
     )
 
 

@@ -11,7 +11,16 @@ import pulumi_docker as docker
 from llmfleet import OllamaProvider
 
 from .ollama_model import OllamaModel, OllamaModelArgs
-from .server_container import ContainerSpec, Healthcheck, Mount, Placement, ServerComponent, gpu_request, pulled_image
+from .server_container import (
+    ContainerSpec,
+    Healthcheck,
+    Mount,
+    Placement,
+    ServerComponent,
+    container_name,
+    gpu_request,
+    pulled_image,
+)
 
 MODELS_DIR = "/root/.ollama"
 
@@ -56,11 +65,18 @@ class OllamaServer(ServerComponent):
         image = pulled_image(name, args.image, placement, self)
         spec = ollama_spec(args.provider, volume.name)
         self._serve(name, spec, image.image_id, placement, args.provider.served_names)
-        # Pull only once the server is healthy (the container waits for its healthcheck).
+        # Pull only once the server is healthy (the container waits for its healthcheck): an
+        # ordering through depends_on alone. The container's name is passed as the plain,
+        # deterministic value, never as its output: the engine re-diffs a dependent with every
+        # input that has a property dependency on a delete-first replaced resource set to unknown
+        # (pulumi/pulumi pkg/resource/deploy/step_generator.go, calculateDependentReplacements),
+        # which would make each model "replace" on every container replacement: `ollama rm` and a
+        # full re-pull. Without a property dependency it is left alone; the models survive on the
+        # volume the new container mounts.
         self.models = {
             tag: OllamaModel(
                 f"{name}-model-{tag}",
-                OllamaModelArgs(docker_host=args.docker_host, container=self.container.name, tag=tag),
+                OllamaModelArgs(docker_host=args.docker_host, container=container_name(placement.stack, name), tag=tag),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.container]),
             )
             for tag in args.provider.models

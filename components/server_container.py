@@ -73,19 +73,52 @@ class Mount:
 
 @dataclass(frozen=True)
 class GpuRequest:
-    """pulumi-docker `gpus` (`all` or `device=0,1`) and the matching NVIDIA_VISIBLE_DEVICES."""
+    """Which GPUs a container gets: every one, or the listed device ids.
 
-    gpus: str
-    visible_devices: str
+    `gpus="all"` for all of them. A list goes through `device_requests` with the nvidia driver,
+    never `gpus="device=0,1"`: docker/cli's GpuOpts.Set parses that value as CSV, so "1" becomes a
+    Count beside DeviceIDs ["0"] and the daemon refuses both together; the provider's read-back
+    (terraform-provider-docker 4.5 `flattenGPUsFromDeviceRequests`) then differs from the input too.
+    `device_requests` conflicts with `gpus` in the provider schema: one or the other, never both."""
+
+    device_ids: tuple[str, ...] | None  # None: all GPUs
+
+    @property
+    def visible_devices(self) -> str:
+        return ",".join(self.device_ids) if self.device_ids is not None else "all"
+
+    def container_args(self) -> dict[str, object]:
+        if self.device_ids is None:
+            return {"gpus": "all"}
+        # The schema's driver default is "cdi"; NVIDIA's runtime hook answers the "nvidia" driver.
+        request = docker.ContainerDeviceRequestArgs(driver="nvidia", device_ids=list(self.device_ids),
+                                                    capabilities=["gpu"])  # fmt: skip
+        return {"device_requests": [request]}
 
 
 def gpu_request(gpus: str | Sequence[int] | None) -> GpuRequest | None:
     if gpus is None:
         return None  # CPU: nothing GPU-related at all
     if gpus == "all":
-        return GpuRequest("all", "all")
-    ids = ",".join(str(i) for i in gpus)
-    return GpuRequest(f"device={ids}", ids)
+        return GpuRequest(None)
+    return GpuRequest(tuple(str(i) for i in dict.fromkeys(gpus)))
+
+
+# How long the engine lets a resource's create run. terraform-provider-docker 4.5 (which
+# pulumi-docker 5.x wraps) defaults create, update and delete to 20 minutes
+# (resource_docker_container.go and resource_docker_image.go, `*DefaultTimeout`), whatever the
+# container's `wait_timeout` says: a longer wait must come with a longer create timeout.
+PROVIDER_DEFAULT_TIMEOUT_S = 20 * 60
+# Beyond the healthcheck wait: creating and starting the container, and the last check interval.
+CONTAINER_CREATE_MARGIN_S = 300
+# Pulling a CUDA or vLLM image (10+ GB) over a slow link.
+IMAGE_PULL_TIMEOUT_S = 60 * 60
+
+
+def create_timeout(seconds: int) -> pulumi.CustomTimeouts:
+    """A create (and update) timeout of `seconds`, never below the provider's own default."""
+    limit = f"{max(seconds, PROVIDER_DEFAULT_TIMEOUT_S)}s"
+    return pulumi.CustomTimeouts(create=limit, update=limit)
 
 
 @dataclass(frozen=True)
@@ -102,6 +135,10 @@ class ContainerSpec:
     gpus: GpuRequest | None = None
     ipc_host: bool = False
     stop_timeout_s: int = 30
+
+    @property
+    def create_timeout_s(self) -> int:
+        return self.wait_timeout_s + CONTAINER_CREATE_MARGIN_S
 
     def envs(self) -> list[str]:
         env = dict(self.env)
@@ -157,7 +194,7 @@ def server_container(
             wait=spec.healthcheck is not None,
             wait_timeout=spec.wait_timeout_s,
             restart="unless-stopped",
-            gpus=spec.gpus.gpus if spec.gpus else None,
+            **(spec.gpus.container_args() if spec.gpus else {}),
             ipc_mode="host" if spec.ipc_host else None,
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=placement.network, aliases=[name])],
             ports=ports,
@@ -175,6 +212,7 @@ def server_container(
             provider=placement.provider,
             delete_before_replace=True,
             depends_on=list(depends_on),
+            custom_timeouts=create_timeout(spec.create_timeout_s),
         ),
     )
 
@@ -184,7 +222,9 @@ def pulled_image(name: str, image: str, placement: Placement, parent: pulumi.Res
     return docker.RemoteImage(
         f"{name}-image",
         docker.RemoteImageArgs(name=image, keep_locally=True),
-        opts=pulumi.ResourceOptions(parent=parent, provider=placement.provider),
+        opts=pulumi.ResourceOptions(
+            parent=parent, provider=placement.provider, custom_timeouts=create_timeout(IMAGE_PULL_TIMEOUT_S)
+        ),
     )
 
 

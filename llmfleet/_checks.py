@@ -452,6 +452,27 @@ class _Checker:
                     "image-unpinned",
                     "Give the built image an explicit tag.",
                 )
+        if isinstance(images.llama_cpp_python, BuildSpec):
+            self._remote_builds(images.llama_cpp_python)
+
+    def _remote_builds(self, spec: BuildSpec) -> None:
+        """Builds through an ssh:// Docker host fail with terraform-provider-docker 4.5.0
+        (kreuzwerker/terraform-provider-docker#972, open), which pulumi-docker 5.x wraps: refuse
+        them before `pulumi up` starts, and say how to use a prebuilt image instead."""
+        hosts = sorted({self.stack.host_of(n) for n, p in self.catalog.local_providers().items()
+                        if p.kind == "llama_cpp_python"})  # fmt: skip
+        for host in hosts:
+            docker_url = self.stack.hosts[host].docker if host in self.stack.hosts else None
+            if docker_url and docker_url.startswith("ssh://"):
+                self.error(
+                    self.stk,
+                    ("config", "llmfleet:images", "llama_cpp_python", "build"),
+                    f"cannot build '{spec.tag}' on host '{host}' over {docker_url}: image builds through ssh:// "
+                    "fail in terraform-provider-docker 4.5.0 (kreuzwerker/terraform-provider-docker#972)",
+                    "remote-build",
+                    f"Build it on '{host}' (`docker build -t {spec.tag} {spec.build}`) and set "
+                    f"llmfleet:images.llama_cpp_python to '{spec.tag}': a present image is used, not pulled.",
+                )
 
 
 def _pinned(ref: str) -> bool:

@@ -50,6 +50,13 @@ class Gateway(_Strict):
 class BuildSpec(_Strict):
     build: str  # directory with a Dockerfile, relative to the project
     tag: ImageRef = "llmfleet/llama-cpp-python-cuda:local"
+    # GPU generations to compile CUDA kernels for (CMake list, e.g. "90" for H100/H200): one
+    # generation builds in minutes, the Dockerfile's default five can take over half an hour.
+    cuda_architectures: Annotated[str, StringConstraints(pattern=r"^[0-9]{2,3}[a-z]?(;[0-9]{2,3}[a-z]?)*$")] | None = (
+        None
+    )
+    # How long `pulumi up` waits for the build before failing it.
+    timeout_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 120
 
 
 class Images(_Strict):

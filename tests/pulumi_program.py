@@ -21,6 +21,7 @@ import pulumi.runtime
 import pulumi_docker
 from pulumi.runtime import config as runtime_config
 from pulumi.runtime import rpc, settings
+from pulumi.runtime.mocks import MockMonitor
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -33,11 +34,55 @@ class Registered:
 
 
 @dataclass
+class EngineRequest:
+    """What the engine is told about one resource, from the monitor's RegisterResourceRequest:
+    the parts MockResourceArgs drops (timeouts, dependencies, replacement order)."""
+
+    typ: str
+    name: str
+    dependencies: list[str]  # URNs
+    property_dependencies: dict[str, list[str]]  # input name -> URNs it was computed from
+    delete_before_replace: bool
+    custom_timeouts: dict[str, str]  # create/update/delete -> Go duration, when set
+    retain_on_delete: bool
+
+
+class RecordingMonitor(MockMonitor):
+    def __init__(self, mocks: pulumi.runtime.Mocks, run: Run) -> None:
+        super().__init__(mocks)
+        self.run = run
+
+    def RegisterResource(self, request: Any) -> Any:  # the gRPC method's name
+        timeouts = request.customTimeouts
+        self.run.requests[(request.type, request.name)] = EngineRequest(
+            typ=request.type,
+            name=request.name,
+            dependencies=list(request.dependencies),
+            property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
+            delete_before_replace=request.deleteBeforeReplace,
+            custom_timeouts={k: v for k in ("create", "update", "delete") if (v := getattr(timeouts, k))},
+            retain_on_delete=request.retainOnDelete,
+        )
+        response = super().RegisterResource(request)
+        self.run.urns[response.urn] = (request.type, request.name)
+        return response
+
+
+@dataclass
 class Run:
+    requests: dict[tuple[str, str], EngineRequest] = field(default_factory=dict)
+    urns: dict[str, tuple[str, str]] = field(default_factory=dict)  # URN -> (type, name)
     resources: list[Registered] = field(default_factory=list)
     exports: dict[str, Any] = field(default_factory=dict)
     options: dict[str, pulumi.ResourceOptions] = field(default_factory=dict)  # container name -> opts
     containers: dict[str, pulumi_docker.Container] = field(default_factory=dict)
+
+    def request(self, typ: str, name: str) -> EngineRequest:
+        return self.requests[(typ, name)]
+
+    def depends_on(self, typ: str, name: str) -> set[tuple[str, str]]:
+        """(type, name) of every resource the engine is told this one depends on."""
+        return {self.urns[u] for u in self.request(typ, name).dependencies}
 
     def of_type(self, typ: str) -> list[Registered]:
         return [r for r in self.resources if r.typ == typ]
@@ -72,14 +117,17 @@ atexit.register(_SDK_LOOP.close)
 
 
 @contextlib.contextmanager
-def _mocked(run: Run, stack: str, config: dict[str, str], secret_keys: list[str]) -> Iterator[None]:
+def _mocked(run: Run, stack: str, config: dict[str, str], secret_keys: list[str], preview: bool) -> Iterator[None]:
     saved_settings = settings.SETTINGS
     saved_config = dict(runtime_config.CONFIG.get())
     saved_secret_keys = set(runtime_config._SECRET_KEYS.get())
     # The SDK runs on the thread's current event loop: give it the same one every time, whatever
     # ran before (asyncio.run, used by the drift CLI, leaves none behind).
     asyncio.set_event_loop(_SDK_LOOP)
-    pulumi.runtime.set_mocks(FleetMocks(run), project="llmfleet", stack=stack, preview=False)
+    # preview=True is the dry run the engine starts the program with in `pulumi preview`.
+    mocks = FleetMocks(run)
+    pulumi.runtime.set_mocks(mocks, project="llmfleet", stack=stack, preview=preview,
+                             monitor=RecordingMonitor(mocks, run))  # fmt: skip
     pulumi.runtime.set_all_config(config, secret_keys)
     try:
         yield
@@ -94,6 +142,7 @@ def run_program(
     secret_keys: list[str],
     program: Callable[[], Any] | None = None,
     monkeypatch: Any = None,
+    preview: bool = False,
 ) -> Run:
     """Run `program` (default: the project's __main__.py) and collect what it registered."""
     run = Run()
@@ -114,7 +163,7 @@ def run_program(
     def main() -> None:
         runpy.run_path(str(PROJECT / "__main__.py"), run_name="__pulumi_main__")
 
-    with _mocked(run, stack, config, secret_keys):
+    with _mocked(run, stack, config, secret_keys, preview):
 
         @pulumi.runtime.test
         def go() -> Any:

@@ -66,8 +66,13 @@ def test_ollama_healthcheck_needs_no_curl() -> None:
 
 def test_gpu_request_shapes() -> None:
     assert gpu_request(None) is None
-    assert gpu_request("all") == gpu_request("all") and gpu_request("all").gpus == "all"
-    assert (gpu_request([0, 2]).gpus, gpu_request([0, 2]).visible_devices) == ("device=0,2", "0,2")
+    assert gpu_request("all").container_args() == {"gpus": "all"}
+    assert gpu_request("all").visible_devices == "all"
+    # A list is a device request, never gpus="device=0,2" (docker/cli would read "2" as a count).
+    [request] = gpu_request([0, 2]).container_args()["device_requests"]
+    assert (request.driver, request.device_ids, request.capabilities) == ("nvidia", ["0", "2"], ["gpu"])
+    assert gpu_request([0, 2]).visible_devices == "0,2"
+    assert gpu_request([1, 1]).device_ids == ("1",)
 
 
 def test_gateway_uses_liveliness_not_health() -> None:

@@ -64,7 +64,7 @@ def test_a_docker_provider_per_remote_host_and_remote_api_base(tmp_path: Path, m
     vllm = run.one(CONTAINER, "vllm-container").inputs
     # Published on the remote host's address, where the gateway reaches it.
     assert vllm["ports"] == [{"internal": 8001, "external": 8001, "ip": "10.0.0.11"}]
-    assert vllm["gpus"] == "device=0,1"
+    assert vllm["deviceRequests"] == [{"driver": "nvidia", "deviceIds": ["0", "1"], "capabilities": ["gpu"]}]
     gateway = run.one(CONTAINER, "gateway-container").inputs
     config = yaml.safe_load(gateway["uploads"][0]["content"])
     bases = {d["model_name"]: d["litellm_params"]["api_base"] for d in config["model_list"]}

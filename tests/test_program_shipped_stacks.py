@@ -83,7 +83,12 @@ def test_gpus_exactly_where_the_catalog_asks(run: Run, fleet: llmfleet.Fleet) ->
             assert "NVIDIA_VISIBLE_DEVICES" not in env(inputs)
         else:
             ids = ",".join(map(str, gpus)) if gpus != "all" else "all"
-            assert inputs["gpus"] == ("all" if gpus == "all" else f"device={ids}")
+            if gpus == "all":
+                assert (inputs["gpus"], "deviceRequests" in inputs) == ("all", False)
+            else:  # never gpus="device=...": docker/cli would split a list into a count and ids
+                [request] = inputs["deviceRequests"]
+                assert (request["deviceIds"], request["driver"], "gpus" in inputs) == (list(map(str, gpus)), "nvidia",
+                                                                                          False)  # fmt: skip
             assert env(inputs)["NVIDIA_VISIBLE_DEVICES"] == ids
 
 
