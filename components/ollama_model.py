@@ -8,6 +8,11 @@ than a one-shot puller container or an HTTP call to /api/pull:
   --host ssh://...` reaches remote hosts the same way the docker provider does.
 It needs the docker CLI where `pulumi up` runs.
 
+Deleting the resource (a tag removed from the catalog, or `pulumi destroy`) runs `ollama rm`
+while the container runs, so the disk follows the catalog. When the container is stopped or gone
+there is nothing to ask: delete then succeeds without touching the volume (its files stay, and a
+later pull of the same tag reuses them), and a refresh shows the model as gone.
+
 Pulumi pickles the provider (by reference to this module) into the state and runs it in another
 process, started in the program's directory (pulumi/pulumi#5455) with `python -m`, so this module
 is importable there; importing it must register nothing (pulumi/pulumi#7453). Tests load the
@@ -16,6 +21,7 @@ pickled provider in a fresh interpreter started in the project directory.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +31,15 @@ from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, Resou
 
 # (argv, timeout seconds) -> (exit code, stdout, stderr)
 Runner = Callable[[Sequence[str], float], tuple[int, str, str]]
+
+# What `docker exec` prints when there is no running container to exec into (moby
+# daemon/errors.go: "No such container: %s", "Container %s is not running", "... is
+# restarting, wait until the container is running", "... is paused, unpause the container ...").
+CONTAINER_DOWN = re.compile(r"No such container|is not running|is restarting|is paused", re.IGNORECASE)
+
+
+class ContainerDown(RuntimeError):
+    """The Ollama container is stopped or missing: there is no model list to read."""
 
 
 class OllamaModelProvider(ResourceProvider):
@@ -72,6 +87,8 @@ class OllamaModelProvider(ResourceProvider):
         code, out, err = (self._runner or self.run)(argv, timeout)
         if code != 0:
             detail = (err or out).strip()[-500:]
+            if CONTAINER_DOWN.search(detail):
+                raise ContainerDown(f"container {props['container']} is not running: {detail}")
             raise RuntimeError(f"`ollama {' '.join(args)}` in container {props['container']} failed ({code}): {detail}")
         return out
 
@@ -86,9 +103,12 @@ class OllamaModelProvider(ResourceProvider):
         return CreateResult(id_=f"{props['container']}/{props['tag']}", outs={**props, "digest": digest})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        digest = self._digest(props)
+        try:
+            digest = self._digest(props)
+        except ContainerDown:
+            digest = None  # nothing serves it now; the next `up` starts the container and pulls again
         if digest is None:
-            return ReadResult(None, {})  # removed by hand: refresh shows it gone
+            return ReadResult(None, {})  # removed by hand, or its server is down: refresh shows it gone
         return ReadResult(id_, {**props, "digest": digest})
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -96,8 +116,11 @@ class OllamaModelProvider(ResourceProvider):
         return DiffResult(changes=bool(changed), replaces=changed, delete_before_replace=True)
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        if self._digest(props) is not None:
-            self._ollama(props, ["rm", props["tag"]], 120)
+        try:
+            if self._digest(props) is not None:
+                self._ollama(props, ["rm", props["tag"]], 120)
+        except ContainerDown:
+            pass  # no server to remove it through; the weights stay on the retained volume
 
 
 @dataclass

@@ -23,11 +23,13 @@ PROPS = {"docker_host": "ssh://ops@gpu-1", "container": "llmfleet-prod-ollama", 
 class FakeDocker:
     """Answers `docker exec ... ollama <cmd>` like the real CLI, recording every call."""
 
-    def __init__(self, listing: str = LIST, fail: str | None = None) -> None:
-        self.listing, self.fail, self.calls = listing, fail, []
+    def __init__(self, listing: str = LIST, fail: str | None = None, down: str | None = None) -> None:
+        self.listing, self.fail, self.down, self.calls = listing, fail, down, []
 
     def __call__(self, argv: Sequence[str], timeout: float) -> tuple[int, str, str]:
         self.calls.append(list(argv))
+        if self.down:  # the docker CLI's exit code and the daemon's words (moby daemon/errors.go)
+            return 1, "", f"Error response from daemon: {self.down}\n"
         command = argv[argv.index("ollama") + 1]
         if command == self.fail:
             return 1, "", "Error: pull model manifest: file does not exist"
@@ -65,6 +67,32 @@ def test_delete_removes_the_model_only_if_present() -> None:
     gone = FakeDocker(listing=LIST.splitlines()[0])
     OllamaModelProvider(gone).delete("id", PROPS)
     assert [c[-1] for c in gone.calls] == ["list"]
+
+
+STOPPED = "Container 3f9a1c0d2b7e is not running"
+MISSING = "No such container: llmfleet-prod-ollama"
+
+
+@pytest.mark.parametrize("down", [STOPPED, MISSING, "Container 3f9a1c0d2b7e is restarting, wait until the container "
+                                  "is running"])  # fmt: skip
+def test_refresh_with_the_container_down_shows_the_model_gone(down: str) -> None:
+    result = OllamaModelProvider(FakeDocker(down=down)).read("id", PROPS)
+    assert (result.id, result.outs) == (None, {})
+
+
+@pytest.mark.parametrize("down", [STOPPED, MISSING])
+def test_delete_with_the_container_down_leaves_the_volume_alone(down: str) -> None:
+    fake = FakeDocker(down=down)
+    OllamaModelProvider(fake).delete("id", PROPS)
+    assert [c[-1] for c in fake.calls] == ["list"]  # asked once, removed nothing
+
+
+def test_other_docker_failures_still_fail_loudly() -> None:
+    fake = FakeDocker(down="error during connect: ssh: connect to host gpu-1 port 22: Connection refused")
+    with pytest.raises(
+        RuntimeError, match=r"`ollama list` in container llmfleet-prod-ollama failed .*Connection refused"
+    ):
+        OllamaModelProvider(fake).read("id", PROPS)
 
 
 def test_bare_names_are_listed_as_latest() -> None:
