@@ -23,10 +23,10 @@ _EXPORTS = {
     "Routes": "_catalog",
     "VllmProvider": "_catalog",
     "declared_models": "_declared",
-    "CheckResult": "_drift",
-    "DriftReport": "_drift",
-    "Limits": "_drift",
-    "Verdict": "_drift",
+    "CheckResult": "_report",
+    "Report": "_report",
+    "Limits": "_http",
+    "Verdict": "_report",
     "backend_urls": "_drift",
     "check_drift": "_drift",
     "check_declared": "_drift",
@@ -58,7 +58,6 @@ __all__ = [
     "Catalog",
     "CheckResult",
     "ConfigError",
-    "DriftReport",
     "ExternalModel",
     "ExternalProvider",
     "Fleet",
@@ -73,6 +72,7 @@ __all__ = [
     "OllamaProvider",
     "Placement",
     "Problem",
+    "Report",
     "Routes",
     "StackSettings",
     "Verdict",
@@ -120,10 +120,12 @@ if _TYPE_CHECKING:  # what type checkers and IDEs see
         VllmProvider,
     )
     from ._declared import declared_models
-    from ._drift import CheckResult, DriftReport, Limits, Verdict, backend_urls, check_declared
+    from ._drift import backend_urls, check_declared
     from ._drift import check as check_drift
     from ._errors import ConfigError, LlmfleetError, Problem, format_key_path
     from ._gateway_config import backend_root, gateway_config, render_gateway_config
+    from ._http import Limits
     from ._load import Fleet, load_catalog, load_fleet, load_stack_settings, stack_names
     from ._model_diff import model_diff
+    from ._report import CheckResult, Report, Verdict
     from ._stack import BuildSpec, Gateway, Host, Images, Placement, StackSettings

@@ -2,196 +2,52 @@
 
 One verdict per check. A check that could not see the truth (refused, timed out, 401, not JSON,
 the wrong shape, too large, a redirect loop) is never reported as in sync. Requests run
-concurrently in one httpx.AsyncClient, each with its own timeout and bounded retries with
-backoff, all inside one overall deadline. The master key is sent as a Bearer token and never
-written anywhere: error text that echoes it is redacted.
+concurrently through the HTTP layer `probe` shares (_http.py), all inside one overall deadline.
+The master key is sent as a Bearer token and never written anywhere: error text that echoes it
+is redacted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 import httpx
 
 from ._catalog import LlamaCppProvider, LlamaCppPythonProvider, OllamaProvider, VllmProvider
 from ._declared import declared_models
+from ._http import Failed, Limits, client, excerpt, redact, request
 from ._load import Fleet
-
-MAX_BODY_BYTES = 10 * 1024 * 1024  # a /v1/models answer is kilobytes; more is not a model list
-RETRY_STATUSES = frozenset({500, 502, 503, 504})
-
-
-class Verdict(StrEnum):
-    IN_SYNC = "in sync"
-    DRIFT = "drift"
-    UNREACHABLE = "unreachable"
-    UNAUTHORIZED = "unauthorized"
-    BAD_RESPONSE = "bad response"
-    NOT_CHECKED = "not checked"  # a backend not reachable from here by design (not published)
-
-    @property
-    def could_not_check(self) -> bool:
-        return self in (Verdict.UNREACHABLE, Verdict.UNAUTHORIZED, Verdict.BAD_RESPONSE)
-
-
-@dataclass
-class CheckResult:
-    target: str  # "gateway" or a provider name
-    kind: str  # litellm, ollama, vllm, llama_cpp, llama_cpp_python
-    url: str | None
-    verdict: Verdict
-    missing: list[str] = field(default_factory=list)
-    undeclared: list[str] = field(default_factory=list)
-    detail: str = ""  # why, when not in sync
-    notes: list[str] = field(default_factory=list)  # per model: "llama3.1:latest: not pulled on ollama"
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "target": self.target, "kind": self.kind, "url": self.url, "verdict": self.verdict.value,
-            "missing": self.missing, "undeclared": self.undeclared, "detail": self.detail, "notes": self.notes,
-            "seconds": round(self.seconds, 3),
-        }  # fmt: skip
-
-
-@dataclass
-class DriftReport:
-    stack: str
-    gateway_url: str
-    declared: list[str]
-    checks: list[CheckResult]
-    attempts: int = 1
-    seconds: float = 0.0
-
-    @property
-    def gateway(self) -> CheckResult:
-        return self.checks[0]
-
-    @property
-    def exit_code(self) -> int:
-        """0 in sync; 2 drift found anywhere; 1 nothing drifted but something could not be checked."""
-        if any(c.verdict is Verdict.DRIFT for c in self.checks):
-            return 2
-        if any(c.verdict.could_not_check for c in self.checks):
-            return 1
-        return 0
-
-    @property
-    def summary(self) -> str:
-        return {0: "in sync", 1: "could not check", 2: "drift"}[self.exit_code]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "stack": self.stack, "gateway_url": self.gateway_url, "result": self.summary,
-            "exit_code": self.exit_code, "declared": self.declared, "attempts": self.attempts,
-            "seconds": round(self.seconds, 3), "checks": [c.to_dict() for c in self.checks],
-        }  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Limits:
-    timeout: float = 5.0  # per request
-    retries: int = 2  # after the first try, for refused connections, timeouts and 5xx
-    backoff: float = 0.25  # seconds, doubled each retry
-    deadline: float = 20.0  # for one whole check of every target
-
-
-class _Failed(Exception):
-    def __init__(self, verdict: Verdict, detail: str) -> None:
-        super().__init__(detail)
-        self.verdict, self.detail = verdict, detail
-
-
-def _redact(text: str, secret: str | None) -> str:
-    return text.replace(secret, "***") if secret else text
-
-
-def _causes(exc: BaseException) -> Iterable[BaseException]:
-    """The exception and what caused it (httpx wraps the OSError that says why)."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        yield seen
-        if isinstance(seen, BaseExceptionGroup):
-            for inner in seen.exceptions:
-                yield from _causes(inner)
-        seen = seen.__cause__ or seen.__context__
-
-
-def _describe(exc: httpx.HTTPError, url: str) -> str:
-    if isinstance(exc, httpx.TooManyRedirects):
-        return f"{url}: too many redirects (a redirect loop?)"
-    if isinstance(exc, httpx.ConnectTimeout):
-        return f"{url}: connection timed out"
-    if isinstance(exc, httpx.TimeoutException):
-        return f"{url}: no answer within the timeout"
-    if isinstance(exc, httpx.ConnectError):
-        causes = list(_causes(exc))
-        if any(isinstance(c, socket.gaierror) for c in causes):
-            return f"{url}: the host name does not resolve"
-        if any(isinstance(c, ConnectionRefusedError) for c in causes):
-            return f"{url}: connection refused (is it running, on this address and port?)"
-        return f"{url}: cannot connect ({exc or exc.__class__.__name__})"
-    return f"{url}: {exc.__class__.__name__}: {exc}"
+from ._report import CheckResult, Report, Verdict
 
 
 async def _get(
-    client: httpx.AsyncClient, url: str, limits: Limits, headers: dict[str, str] | None = None, want_json: bool = True
+    http: httpx.AsyncClient, url: str, limits: Limits, headers: dict[str, str] | None = None, want_json: bool = True
 ) -> tuple[int, Any]:
-    """GET with retries; returns (status, parsed JSON or None). Raises _Failed with a verdict."""
-    delay = limits.backoff
-    for attempt in range(limits.retries + 1):
-        last = attempt == limits.retries
-        try:
-            async with client.stream("GET", url, headers=headers, timeout=limits.timeout) as response:
-                if response.status_code in RETRY_STATUSES and not last:
-                    await asyncio.sleep(delay)
-                    delay *= 2
-                    continue
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) > MAX_BODY_BYTES:
-                        raise _Failed(Verdict.BAD_RESPONSE, f"{url}: answer larger than {MAX_BODY_BYTES // 2**20} MB")
-                status = response.status_code
-        except (httpx.ConnectError, httpx.TimeoutException) as exc:
-            if last:
-                raise _Failed(Verdict.UNREACHABLE, _describe(exc, url)) from None
-            await asyncio.sleep(delay)
-            delay *= 2
-            continue
-        except httpx.TooManyRedirects as exc:
-            raise _Failed(Verdict.BAD_RESPONSE, _describe(exc, url)) from None
-        except httpx.HTTPError as exc:
-            raise _Failed(Verdict.UNREACHABLE, _describe(exc, url)) from None
-        if not want_json:
-            return status, bytes(body)
-        if status >= 400:
-            return status, bytes(body)
-        try:
-            return status, json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            excerpt = bytes(body[:80]).decode("utf-8", "replace")
-            raise _Failed(Verdict.BAD_RESPONSE, f"{url}: HTTP {status} but not JSON: {excerpt!r}") from None
-    raise AssertionError("unreachable")  # the loop always returns or raises
+    """GET with retries; returns (status, parsed JSON, or the raw body for errors and `want_json=False`)."""
+    answer = await request(http, "GET", url, limits, headers)
+    if not want_json or answer.status >= 400:
+        return answer.status, answer.body
+    try:
+        return answer.status, json.loads(answer.body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        text = answer.body[:80].decode("utf-8", "replace")
+        raise Failed(Verdict.BAD_RESPONSE, f"{url}: HTTP {answer.status} but not JSON: {text!r}") from None
 
 
 def _ids(payload: Any, url: str, key: str = "data", item: str = "id") -> list[str]:
     """The ids of an OpenAI-style list (`data: [{id}]`) or Ollama's tags (`models: [{name}]`).
     A null list is an empty one (Ollama answers `"data": null` with no models)."""
     if not isinstance(payload, dict) or key not in payload:
-        raise _Failed(Verdict.BAD_RESPONSE, f"{url}: expected a JSON object with `{key}`, got {_shape(payload)}")
+        raise Failed(Verdict.BAD_RESPONSE, f"{url}: expected a JSON object with `{key}`, got {_shape(payload)}")
     entries = payload[key]
     if entries is None:
         return []
     if not isinstance(entries, list) or not all(isinstance(e, dict) and isinstance(e.get(item), str) for e in entries):
-        raise _Failed(Verdict.BAD_RESPONSE, f"{url}: `{key}` is not a list of objects with a string `{item}`")
+        raise Failed(Verdict.BAD_RESPONSE, f"{url}: `{key}` is not a list of objects with a string `{item}`")
     return [e[item] for e in entries]
 
 
@@ -201,16 +57,16 @@ def _shape(payload: Any) -> str:
     return type(payload).__name__
 
 
-def _status_failure(status: int, body: bytes, url: str, secret: str | None, gateway: bool) -> _Failed:
-    excerpt = _redact(body[:200].decode("utf-8", "replace").strip(), secret)
+def _status_failure(status: int, body: bytes, url: str, secret: str | None, gateway: bool) -> Failed:
+    text = excerpt(body, secret)
     if gateway and status in (400, 401, 403):
         # LiteLLM without a database answers an unknown key with 400 "No connected db".
-        return _Failed(Verdict.UNAUTHORIZED, f"{url}: HTTP {status}: the master key was refused: {excerpt}")
-    return _Failed(Verdict.BAD_RESPONSE, f"{url}: HTTP {status}: {excerpt}")
+        return Failed(Verdict.UNAUTHORIZED, f"{url}: HTTP {status}: the master key was refused: {text}")
+    return Failed(Verdict.BAD_RESPONSE, f"{url}: HTTP {status}: {text}")
 
 
 async def check_gateway(
-    client: httpx.AsyncClient,
+    http: httpx.AsyncClient,
     url: str,
     key: str | None,
     declared: Iterable[str],
@@ -222,8 +78,8 @@ async def check_gateway(
     result = CheckResult("gateway", "litellm", models_url, Verdict.IN_SYNC)
     try:
         if not key:
-            raise _Failed(Verdict.UNAUTHORIZED, f"no master key: {key_source} is not set")
-        status, payload = await _get(client, models_url, limits, {"Authorization": f"Bearer {key}"})
+            raise Failed(Verdict.UNAUTHORIZED, f"no master key: {key_source} is not set")
+        status, payload = await _get(http, models_url, limits, {"Authorization": f"Bearer {key}"})
         if status >= 400:
             raise _status_failure(status, payload, models_url, key, gateway=True)
         live = set(_ids(payload, models_url))
@@ -237,8 +93,8 @@ async def check_gateway(
             if result.undeclared:
                 parts.append(f"not declared: {', '.join(result.undeclared)}")
             result.detail = "; ".join(parts)
-    except _Failed as failed:
-        result.verdict, result.detail = failed.verdict, _redact(failed.detail, key)
+    except Failed as failed:
+        result.verdict, result.detail = failed.verdict, redact(failed.detail, key)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -247,12 +103,12 @@ def _listed(tag: str) -> str:
     return tag if ":" in tag else f"{tag}:latest"
 
 
-async def check_backend(client: httpx.AsyncClient, name: str, provider: Any, url: str, limits: Limits) -> CheckResult:
+async def check_backend(http: httpx.AsyncClient, name: str, provider: Any, url: str, limits: Limits) -> CheckResult:
     started = time.perf_counter()
     result = CheckResult(name, provider.kind, url, Verdict.IN_SYNC)
     try:
         if isinstance(provider, OllamaProvider):
-            status, payload = await _get(client, f"{url}/api/tags", limits)
+            status, payload = await _get(http, f"{url}/api/tags", limits)
             if status >= 400:
                 raise _status_failure(status, payload, f"{url}/api/tags", None, gateway=False)
             live = {_listed(t) for t in _ids(payload, f"{url}/api/tags", key="models", item="name")}
@@ -260,7 +116,7 @@ async def check_backend(client: httpx.AsyncClient, name: str, provider: Any, url
             result.notes = [f"{t}: not pulled on {name}" for t in result.missing]
         else:
             if isinstance(provider, LlamaCppProvider):
-                status, body = await _get(client, f"{url}/health", limits, want_json=False)
+                status, body = await _get(http, f"{url}/health", limits, want_json=False)
                 if status == 503:
                     result.verdict = Verdict.DRIFT
                     result.missing = list(provider.served_names)
@@ -268,7 +124,7 @@ async def check_backend(client: httpx.AsyncClient, name: str, provider: Any, url
                 elif status != 200:
                     raise _status_failure(status, body, f"{url}/health", None, gateway=False)
             if result.verdict is Verdict.IN_SYNC:
-                status, payload = await _get(client, f"{url}/v1/models", limits)
+                status, payload = await _get(http, f"{url}/v1/models", limits)
                 if status >= 400:
                     raise _status_failure(status, payload, f"{url}/v1/models", None, gateway=False)
                 live = set(_ids(payload, f"{url}/v1/models"))
@@ -279,7 +135,7 @@ async def check_backend(client: httpx.AsyncClient, name: str, provider: Any, url
         if result.missing:
             result.verdict = Verdict.DRIFT
             result.detail = "; ".join(result.notes)
-    except _Failed as failed:
+    except Failed as failed:
         result.verdict, result.detail = failed.verdict, failed.detail
     result.seconds = time.perf_counter() - started
     return result
@@ -307,17 +163,11 @@ async def _check_once(
     limits: Limits,
     transport: httpx.AsyncBaseTransport | None,
     key_source: str,
-) -> DriftReport:
+) -> Report:
     started = time.perf_counter()
-    async with httpx.AsyncClient(
-        transport=transport,
-        follow_redirects=True,
-        max_redirects=5,
-        limits=httpx.Limits(max_connections=max(10, len(targets) + 2), max_keepalive_connections=0),
-        trust_env=False,  # the check talks to our own hosts, never through a proxy from the environment
-    ) as client:
-        coros = [check_gateway(client, url, key, declared, limits, key_source)]
-        coros += [check_backend(client, n, p, u, limits) for n, p, u in targets if u]
+    async with client(transport, len(targets) + 2) as http:
+        coros = [check_gateway(http, url, key, declared, limits, key_source)]
+        coros += [check_backend(http, n, p, u, limits) for n, p, u in targets if u]
         try:
             async with asyncio.timeout(limits.deadline):
                 results = list(await asyncio.gather(*coros))
@@ -330,7 +180,7 @@ async def _check_once(
                     detail=f"not published where this check runs (set llmfleet:providers.{n}.publish: true)")
         for n, p, u in targets if not u
     ]  # fmt: skip
-    return DriftReport(stack, url, declared, results + skipped, seconds=time.perf_counter() - started)
+    return Report(stack, url, declared, results + skipped, seconds=time.perf_counter() - started)
 
 
 async def check_declared(
@@ -345,7 +195,7 @@ async def check_declared(
     transport: httpx.AsyncBaseTransport | None = None,
     backend_targets: Iterable[tuple[str, Any, str | None]] = (),
     key_source: str = "the master key",
-) -> DriftReport:
+) -> Report:
     """Check the gateway at `url` against `declared` (and optional backends). With `wait` > 0,
     check every `poll_interval` seconds until in sync or `wait` seconds have passed (right after
     a deploy, while backends are still loading); the last report wins."""
@@ -378,7 +228,7 @@ async def check(
     limits: Limits = Limits(),
     transport: httpx.AsyncBaseTransport | None = None,
     key_source: str = "the master key",
-) -> DriftReport:
+) -> Report:
     """Check a stack's gateway against the declared set computed from its catalog, and with
     `backends`, each provisioned backend reachable from here."""
     targets: list[tuple[str, Any, str | None]] = []

@@ -1,15 +1,16 @@
-"""A drift report as text (people), JSON (machines), Markdown (job summaries, PR comments) and
-JUnit XML (CI test reports: one test case per check; drift is a failure, could-not-check an error)."""
+"""A drift or probe report as text (people), JSON (machines), Markdown (job summaries, PR comments)
+and JUnit XML (CI test reports: one test case per check; drift or a failing name is a failure,
+could-not-check an error)."""
 
 from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
 
-from ._drift import DriftReport, Verdict
+from ._report import Report, Verdict
 
 
-def as_text(report: DriftReport) -> str:
+def as_text(report: Report) -> str:
     lines = [
         f"stack '{report.stack}': {report.summary} (gateway {report.gateway_url}, {len(report.declared)} declared "
         f"names, {report.seconds:.2f} s, {report.attempts} attempt(s))"
@@ -25,16 +26,16 @@ def as_text(report: DriftReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def as_json(report: DriftReport) -> str:
+def as_json(report: Report) -> str:
     return json.dumps(report.to_dict(), indent=2) + "\n"
 
 
 _ICONS = {0: "✅", 1: "⚠️", 2: "❌"}
 
 
-def as_markdown(report: DriftReport) -> str:
+def as_markdown(report: Report) -> str:
     out = [
-        f"### {_ICONS[report.exit_code]} llmfleet drift: stack `{report.stack}`: {report.summary}",
+        f"### {_ICONS[report.exit_code]} llmfleet {report.command}: stack `{report.stack}`: {report.summary}",
         "",
         f"Gateway `{report.gateway_url}`, {len(report.declared)} declared names, checked in {report.seconds:.2f} s.",
         "",
@@ -48,13 +49,13 @@ def as_markdown(report: DriftReport) -> str:
     return "\n".join(out) + "\n"
 
 
-def as_junit(report: DriftReport) -> str:
-    failures = sum(c.verdict is Verdict.DRIFT for c in report.checks)
+def as_junit(report: Report) -> str:
+    failures = sum(c.verdict.failing for c in report.checks)
     errors = sum(c.verdict.could_not_check for c in report.checks)
     skipped = sum(c.verdict is Verdict.NOT_CHECKED for c in report.checks)
     suite = ET.Element(
         "testsuite",
-        name=f"llmfleet drift {report.stack}",
+        name=f"llmfleet {report.command} {report.stack}",
         tests=str(len(report.checks)),
         failures=str(failures),
         errors=str(errors),
@@ -64,8 +65,8 @@ def as_junit(report: DriftReport) -> str:
     for c in report.checks:
         case = ET.SubElement(suite, "testcase", classname=f"llmfleet.{report.stack}", name=c.target,
                              time=f"{c.seconds:.3f}")  # fmt: skip
-        if c.verdict is Verdict.DRIFT:
-            failure = ET.SubElement(case, "failure", message=c.detail, type="drift")
+        if c.verdict.failing:
+            failure = ET.SubElement(case, "failure", message=c.detail, type=c.verdict.value)
             failure.text = "\n".join([*(f"missing: {m}" for m in c.missing),
                                       *(f"not declared: {u}" for u in c.undeclared), *c.notes])  # fmt: skip
         elif c.verdict.could_not_check:

@@ -20,7 +20,7 @@ from typing import Any
 import pulumi.runtime
 from pulumi_policy.proxy import UnknownValueError
 
-from llmfleet import DriftReport, Limits, check_declared
+from llmfleet import Limits, Report, check_declared
 
 GATEWAY_TYPE = "llmfleet:index:Gateway"
 NAME = "gateway-drift"
@@ -45,7 +45,7 @@ def _known_str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def violation_message(report: DriftReport) -> str:
+def violation_message(report: Report) -> str:
     gateway = report.gateway
     where = f"the gateway at {report.gateway_url}"
     if report.exit_code == 2:
