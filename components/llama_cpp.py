@@ -35,11 +35,13 @@ def llama_server_command(p: LlamaCppProvider) -> list[str]:
     # --alias always: without it /v1/models reports the file path as the model id.
     # --port always: the default is changing upstream.
     cmd = [*source, "--alias", p.alias, "--host", "0.0.0.0", "--port", str(p.listen_port), "-ngl", str(gpu_layers(p))]
+    # llama-server splits -c across its -np slots: each request gets the catalog's context only
+    # if the whole is that times the slots (the gateway is told max_input_tokens = context_length).
+    # -np always: its default is version-dependent (newer builds choose several slots themselves).
+    slots = p.parallel or 1
     if p.context_length:
-        cmd += ["-c", str(p.context_length)]
-    if p.parallel:
-        cmd += ["-np", str(p.parallel)]
-    return cmd
+        cmd += ["-c", str(p.context_length * slots)]
+    return [*cmd, "-np", str(slots)]
 
 
 def llama_server_spec(p: LlamaCppProvider, hf_cache: pulumi.Input[str], gguf: Mount) -> ContainerSpec:

@@ -11,7 +11,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 # Provider names become Docker DNS aliases and container-name suffixes: keep them DNS labels.
 ProviderName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
@@ -86,6 +94,13 @@ class LlamaCppProvider(_Gguf):
     kind: Literal["llama_cpp"]
     hf: Annotated[str, StringConstraints(pattern=r"^[\w.-]+/[\w.-]+(:[\w.-]+)?$")] | None = None
     parallel: Annotated[int, Field(gt=0)] | None = None
+
+    @field_validator("alias")
+    @classmethod
+    def _alias_is_one_name(cls, alias: str) -> str:
+        if "," in alias:
+            raise ValueError("llama-server reads `--alias a,b` as several names: use an alias without ','")
+        return alias
 
     @model_validator(mode="after")
     def _one_source(self) -> LlamaCppProvider:

@@ -33,14 +33,14 @@ def test_llama_server_always_gets_alias_port_and_layers() -> None:
     cpu = llmfleet.LlamaCppProvider(kind="llama_cpp", hf="ggml-org/gemma-3-1b-it-GGUF:Q4_K_M", alias="gemma")
     assert llama_server_command(cpu) == [
         "-hf", "ggml-org/gemma-3-1b-it-GGUF:Q4_K_M", "--alias", "gemma", "--host", "0.0.0.0", "--port", "8080",
-        "-ngl", "0",
+        "-ngl", "0", "-np", "1",
     ]  # fmt: skip
     gpu = llmfleet.LlamaCppProvider(
         kind="llama_cpp", gguf="/models/m.gguf", alias="m", gpus="all", context_length=8192, parallel=4
     )
     assert llama_server_command(gpu) == [
         "-m", "/models/m.gguf", "--alias", "m", "--host", "0.0.0.0", "--port", "8080", "-ngl", "999",
-        "-c", "8192", "-np", "4",
+        "-c", "32768", "-np", "4",  # each of the 4 slots gets the declared 8192
     ]  # fmt: skip
 
 
