@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._catalog import ExternalProvider, LlamaCppProvider, LlamaCppPythonProvider, OllamaProvider, VllmProvider
+from ._catalog import Alias, ExternalProvider, LlamaCppProvider, LlamaCppPythonProvider, OllamaProvider, VllmProvider
 from ._load import Fleet, paused_gc
 from ._yaml_emit import dump_yaml
 
@@ -61,8 +61,15 @@ def _deployment(fleet: Fleet, model_name: str, provider: str, served: str, weigh
     return {"model_name": model_name, "litellm_params": params, "model_info": info}
 
 
-def _chains(chains: dict[str, list[str]]) -> list[dict[str, list[str]]]:
-    return [{source: list(targets)} for source, targets in chains.items()]
+def _chains(chains: dict[str, list[str]], aliases: dict[str, Alias]) -> list[dict[str, list[str]]]:
+    """LiteLLM's `[{source: [targets]}]`, plus the same chain keyed by every alias of a source.
+
+    LiteLLM looks fallbacks up by the group name the request used, and a request by alias does not
+    inherit its target's (verified on 1.108.7: "model group 'chat' failed ... no fallback model
+    group was found for it"): an alias, hidden or not, must fall back exactly as its model does."""
+    entries = [{source: list(targets)} for source, targets in chains.items()]
+    entries += [{name: list(chains[a.model])} for name, a in aliases.items() if a.model in chains]
+    return entries
 
 
 def gateway_config(fleet: Fleet) -> dict[str, Any]:
@@ -82,13 +89,13 @@ def gateway_config(fleet: Fleet) -> dict[str, Any]:
             model_list.append(_deployment(fleet, gname, m.provider, served, m.weight))
 
     router: dict[str, Any] = {}
+    aliases = catalog.routes.alias_entries()
     if catalog.routes.fallbacks:
-        router["fallbacks"] = _chains(catalog.routes.fallbacks)
+        router["fallbacks"] = _chains(catalog.routes.fallbacks, aliases)
     if catalog.routes.context_window_fallbacks:
-        router["context_window_fallbacks"] = _chains(catalog.routes.context_window_fallbacks)
+        router["context_window_fallbacks"] = _chains(catalog.routes.context_window_fallbacks, aliases)
         # Context-window fallbacks are chosen before the call only with pre-call checks on.
         router["enable_pre_call_checks"] = True
-    aliases = catalog.routes.alias_entries()
     if aliases:
         router["model_group_alias"] = {
             name: ({"model": a.model, "hidden": True} if a.hidden else a.model) for name, a in aliases.items()

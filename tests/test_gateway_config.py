@@ -115,7 +115,8 @@ def test_routing_settings(tmp_path: Path) -> None:
     config = llmfleet.gateway_config(fleet_of(EVERY_KIND, tmp_path))
     assert config["router_settings"] == {
         "fallbacks": [{"llama3.1:latest": ["llama-cpp-default", "gpt-oss:20b-cloud"]}],
-        "context_window_fallbacks": [{"qwen-coder-vllm": ["big"]}],
+        # Aliases, hidden or not, carry their model's chain: LiteLLM keys fallbacks by the name asked for.
+        "context_window_fallbacks": [{"qwen-coder-vllm": ["big"]}, {"code": ["big"]}, {"secret-code": ["big"]}],
         "enable_pre_call_checks": True,
         "model_group_alias": {"code": "qwen-coder-vllm", "secret-code": {"model": "qwen-coder-vllm", "hidden": True}},
     }
