@@ -38,11 +38,21 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:  # keep test output clean
         pass
 
+    def do_POST(self) -> None:
+        self.server.requests.append((self.path, self.headers.get("Authorization")))
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        handler = self.server.posts.get(self.path.split("?")[0])
+        route = handler(json.loads(body or b"{}")) if handler else json_route({"detail": "Not Found"}, 404)
+        self._answer(route)
+
     def do_GET(self) -> None:
         self.server.requests.append((self.path, self.headers.get("Authorization")))
         route = self.server.route_for(self.path)
         if route is None:
             route = json_route({"detail": "Not Found"}, 404)
+        self._answer(route)
+
+    def _answer(self, route: Route) -> None:
         if route.hang:
             self.server.closing.wait(HANG_LIMIT_S)
             return
@@ -71,10 +81,12 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 256  # a real gateway takes a hundred connections at once; socketserver's default is 5
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.routes: dict[str, Route | Callable[[], Route]] = {}
+        self.posts: dict[str, Callable[[Any], Route]] = {}  # path -> the JSON body -> the answer
         self.requests: list[tuple[str, str | None]] = []
         self.closing = threading.Event()
 
@@ -102,6 +114,10 @@ class StandIn:
     @property
     def routes(self) -> dict[str, Route | Callable[[], Route]]:
         return self._server.routes
+
+    @property
+    def posts(self) -> dict[str, Callable[[Any], Route]]:
+        return self._server.posts
 
     @property
     def requests(self) -> list[tuple[str, str | None]]:
@@ -147,6 +163,7 @@ def ollama_tags(names: list[str] | None) -> dict[str, Any]:
 
 def serve_ollama(server: StandIn, tags: list[str]) -> None:
     server.routes["/api/tags"] = json_route(ollama_tags(tags))
+    server.posts["/api/chat"] = _ollama_chat(tags)
     server.routes["/v1/models"] = json_route(openai_models(tags or None, "library"))
 
 
@@ -155,6 +172,7 @@ def serve_vllm(server: StandIn, served: str) -> None:
     models = openai_models([served], "vllm")
     models["data"][0].update(root="Qwen/Qwen2.5-Coder-7B-Instruct-AWQ", parent=None, max_model_len=4096)
     server.routes["/v1/models"] = json_route(models)
+    server.posts["/v1/chat/completions"] = _vllm_chat(served)
 
 
 def serve_llama_server(server: StandIn, alias: str, loading: bool = False) -> None:
@@ -172,3 +190,63 @@ def serve_llama_cpp_python(server: StandIn, alias: str) -> None:
     models = openai_models([alias], "me")
     models["data"][0]["permissions"] = []
     server.routes["/v1/models"] = json_route(models)
+
+
+# -- the chat APIs LiteLLM calls: `ollama_chat/` -> Ollama's /api/chat, `hosted_vllm/` -> vLLM's
+# OpenAI /v1/chat/completions, in the real servers' shapes (Ollama's docs/api.md; vLLM's
+# protocol.py ChatCompletionResponse). Each answers one token, "pong".
+def _ollama_chat(tags: list[str]) -> Callable[[Any], Route]:
+    def answer(body: Any) -> Route:
+        model = body.get("model")
+        if model not in tags:
+            return json_route({"error": f'model "{model}" not found, try pulling it first'}, 404)
+        stamp = "2026-11-27T10:00:00.000000Z"
+        final = {"model": model, "created_at": stamp, "message": {"role": "assistant", "content": ""},
+                 "done_reason": "length", "done": True, "total_duration": 5_000_000, "load_duration": 1_000_000,
+                 "prompt_eval_count": 12, "prompt_eval_duration": 2_000_000, "eval_count": 1,
+                 "eval_duration": 1_000_000}  # fmt: skip
+        if body.get("stream", True) is False:  # Ollama streams unless told not to
+            return json_route({**final, "message": {"role": "assistant", "content": "pong"}})
+        chunk = {
+            "model": model,
+            "created_at": stamp,
+            "message": {"role": "assistant", "content": "pong"},
+            "done": False,
+        }
+        lines = "".join(json.dumps(part) + "\n" for part in (chunk, final)).encode()
+        return Route(body=lines, content_type="application/x-ndjson")
+
+    return answer
+
+
+def _vllm_chat(served: str) -> Callable[[Any], Route]:
+    def answer(body: Any) -> Route:
+        model = body.get("model")
+        if model != served:
+            error = {"object": "error", "message": f"The model `{model}` does not exist.", "type": "NotFoundError",
+                     "param": None, "code": 404}  # fmt: skip
+            return json_route(error, 404)
+        usage = {"prompt_tokens": 12, "total_tokens": 13, "completion_tokens": 1, "prompt_tokens_details": None}
+        if body.get("stream"):
+
+            def chunk(delta: dict, finish: str | None) -> str:
+                payload = {
+                    "id": "chatcmpl-7f3a",
+                    "object": "chat.completion.chunk",
+                    "created": NOW,
+                    "model": model,
+                    "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+                }
+                return f"data: {json.dumps(payload)}\n\n"
+
+            events = chunk({"role": "assistant", "content": "pong"}, None) + chunk({}, "length") + "data: [DONE]\n\n"
+            return Route(body=events.encode(), content_type="text/event-stream")
+        return json_route({
+            "id": "chatcmpl-7f3a", "object": "chat.completion", "created": NOW, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "pong", "refusal": None,
+                                                 "tool_calls": [], "reasoning_content": None},
+                         "logprobs": None, "finish_reason": "length", "stop_reason": None}],
+            "usage": usage, "prompt_logprobs": None,
+        })  # fmt: skip
+
+    return answer
