@@ -43,6 +43,10 @@ _EXPORTS = {
     "load_stack_settings": "_load",
     "stack_names": "_load",
     "model_diff": "_model_diff",
+    "ProbeTarget": "_probe",
+    "probe": "_probe",
+    "probe_declared": "_probe",
+    "probe_targets": "_probe",
     "BuildSpec": "_stack",
     "Gateway": "_stack",
     "Host": "_stack",
@@ -71,6 +75,7 @@ __all__ = [
     "LlmfleetError",
     "OllamaProvider",
     "Placement",
+    "ProbeTarget",
     "Problem",
     "Report",
     "Routes",
@@ -88,6 +93,9 @@ __all__ = [
     "load_fleet",
     "load_stack_settings",
     "model_diff",
+    "probe",
+    "probe_declared",
+    "probe_targets",
     "render_gateway_config",
     "stack_names",
 ]
@@ -127,5 +135,6 @@ if _TYPE_CHECKING:  # what type checkers and IDEs see
     from ._http import Limits
     from ._load import Fleet, load_catalog, load_fleet, load_stack_settings, stack_names
     from ._model_diff import model_diff
+    from ._probe import ProbeTarget, probe, probe_declared, probe_targets
     from ._report import CheckResult, Report, Verdict
     from ._stack import BuildSpec, Gateway, Host, Images, Placement, StackSettings

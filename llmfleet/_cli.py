@@ -1,7 +1,7 @@
-"""`python -m llmfleet`: validate, render, list and diff the models of a stack, check for drift.
+"""`python -m llmfleet`: validate, render, list and diff the models of a stack, check for drift, probe.
 
-Exit codes: 0 success (in sync); 1 configuration errors, or the drift check could not check;
-2 drift; 3 an unexpected crash (traceback written to a log file); 130 interrupted.
+Exit codes: 0 success (in sync, every name answers); 1 configuration errors, or the check could not
+check; 2 drift, or a name fails; 3 an unexpected crash (traceback written to a log file); 130 interrupted.
 Heavy modules (pydantic, httpx) are imported inside each command so `--help` stays fast.
 """
 
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from ._errors import Problem
     from ._load import Fleet
+    from ._report import Report
 
 DRIFT_FORMATS = ["text", "json", "markdown", "junit"]
 
@@ -58,9 +59,30 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS", help="per request (default 5)")
     p.add_argument("--deadline", type=float, default=20.0, metavar="SECONDS",
                    help="for one whole check (default 20)")  # fmt: skip
+    _report_options(p)
+
+    p = sub.add_parser(
+        "probe",
+        help="send one tiny chat completion through the gateway for every declared name",
+        description="Exit 0 every name answers, 2 a name fails or answers only through a fallback, 1 could not "
+        "check. The master key is read from the environment and never printed.",
+    )
+    p.add_argument("--stack", required=True)
+    p.add_argument("--url", help="gateway base URL (default: the stack's gateway address)")
+    p.add_argument("--key-env", default="LITELLM_MASTER_KEY", help="env var holding the master key")
+    p.add_argument("--include-external", action="store_true",
+                   help="also probe names served only by external (paid) providers")  # fmt: skip
+    p.add_argument("--backends", action="store_true", help="also ask each local deployment reachable from here")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="per request (default 30)")
+    p.add_argument("--deadline", type=float, default=60.0, metavar="SECONDS",
+                   help="for the whole probe (default 60)")  # fmt: skip
+    _report_options(p)
+    return parser
+
+
+def _report_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=DRIFT_FORMATS, default="text")
     p.add_argument("--output", type=Path, metavar="FILE", help="write the report here instead of stdout")
-    return parser
 
 
 def _report(problems: list[Problem], fmt: str, out: TextIO) -> None:
@@ -149,7 +171,6 @@ def _drift(args: argparse.Namespace) -> int:
     import asyncio
 
     from ._drift import Limits, check
-    from ._drift_report import FORMATS, as_markdown
 
     fleet = _load(args.project_dir, args.stack)
     if fleet is None:
@@ -159,6 +180,29 @@ def _drift(args: argparse.Namespace) -> int:
     report = asyncio.run(check(fleet, url, os.environ.get(args.key_env), backends=args.backends,
                                wait=args.wait, limits=limits,
                                key_source=f"the environment variable {args.key_env}"))  # fmt: skip
+    return _emit(report, args)
+
+
+def _probe(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ._http import Limits
+    from ._probe import probe
+
+    fleet = _load(args.project_dir, args.stack)
+    if fleet is None:
+        return 1
+    url = args.url or fleet.stack.gateway_url
+    limits = Limits(timeout=args.timeout, retries=1, deadline=args.deadline)
+    report = asyncio.run(probe(fleet, url, os.environ.get(args.key_env), include_external=args.include_external,
+                               backends=args.backends, limits=limits))  # fmt: skip
+    return _emit(report, args)
+
+
+def _emit(report: Report, args: argparse.Namespace) -> int:
+    """Write a drift or probe report where asked, append it to a GitHub job summary, and exit with its code."""
+    from ._drift_report import FORMATS, as_markdown
+
     text = FORMATS[args.format](report)
     if args.output:
         args.output.write_text(text)
@@ -173,7 +217,7 @@ def _drift(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
-COMMANDS = {"validate": _validate, "render": _render, "models": _models, "drift": _drift}
+COMMANDS = {"validate": _validate, "render": _render, "models": _models, "drift": _drift, "probe": _probe}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,98 @@
+"""probe against a loopback stand-in gateway: what each answer means, external names, the
+deadline, the key never shown. (tests/test_routes_real_servers.py runs it against real servers.)"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import llmfleet
+from llmfleet import Limits, ProbeTarget, Verdict, probe_declared, probe_targets
+
+from .fleetdir import fleet_of
+from .standins import Route, json_route, standins
+
+KEY = "sk-probe-0a1b2c3d4e"
+CATALOG = """\
+providers:
+  ollama: {kind: ollama, models: [qwen2.5:0.5b]}
+  native: {kind: llama_cpp, gguf: /models/m.gguf, alias: gemma}
+  cloud:
+    kind: external
+    api: ollama
+    base_url: https://ollama.com
+    api_key_env: OLLAMA_API_KEY
+    models: [gpt-oss:20b-cloud]
+routes:
+  aliases:
+    chat: gemma
+    cheap: gpt-oss:20b-cloud
+    internal: {model: gemma, hidden: true}
+"""
+
+
+def run(url: str, targets: list[ProbeTarget], **kwargs) -> llmfleet.Report:
+    limits = kwargs.pop("limits", Limits(timeout=2, retries=0, deadline=5))
+    return asyncio.run(probe_declared(url, KEY, targets, stack="test", limits=limits, **kwargs))
+
+
+def test_targets_are_the_declared_names_with_what_serves_them(tmp_path: Path) -> None:
+    targets = probe_targets(fleet_of(CATALOG, tmp_path).catalog)
+    assert [(t.name, t.kind, t.group, t.providers, t.external) for t in targets] == [
+        ("gemma", "model", "gemma", ("native",), False),
+        ("gpt-oss:20b-cloud", "model", "gpt-oss:20b-cloud", ("cloud",), True),
+        ("qwen2.5:0.5b", "model", "qwen2.5:0.5b", ("ollama",), False),
+        ("chat", "alias", "gemma", ("native",), False),
+        ("cheap", "alias", "gpt-oss:20b-cloud", ("cloud",), True),
+    ]
+    assert sorted(t.name for t in targets) == llmfleet.declared_models(fleet_of(CATALOG, tmp_path).catalog)
+
+
+def test_each_answer_has_its_verdict(tmp_path: Path) -> None:
+    targets = probe_targets(fleet_of(CATALOG, tmp_path).catalog)
+
+    def answer(body: dict) -> Route:
+        model = body["model"]
+        assert body["max_tokens"] == 1
+        if model == "gemma":
+            return json_route({"error": {"message": f"litellm.APIConnectionError: boom (key {KEY})"}}, 500)
+        return json_route({"choices": [{"message": {"content": "x"}}]})
+
+    with standins(1) as (gateway,):
+        gateway.posts["/v1/chat/completions"] = answer
+        report = run(gateway.url, targets)
+        external = run(gateway.url, targets, include_external=True)
+    checks = {c.target: c for c in report.checks}
+    assert {n: c.verdict for n, c in checks.items()} == {
+        "chat": Verdict.ANSWERS, "cheap": Verdict.NOT_CHECKED, "gemma": Verdict.FAILS,
+        "gpt-oss:20b-cloud": Verdict.NOT_CHECKED, "qwen2.5:0.5b": Verdict.ANSWERS,
+    }  # fmt: skip
+    assert checks["gemma"].detail == "HTTP 500: litellm.APIConnectionError: boom (key ***)"
+    assert checks["cheap"].detail == "served by external (paid) providers only: run with --include-external"
+    assert (report.exit_code, report.summary) == (2, "failing")
+    assert {c.target: c.verdict for c in external.checks}["cheap"] is Verdict.ANSWERS
+    assert all(auth == f"Bearer {KEY}" for _, auth in gateway.requests)
+
+
+def test_a_refused_key_is_could_not_check(tmp_path: Path) -> None:
+    targets = [t for t in probe_targets(fleet_of(CATALOG, tmp_path).catalog) if t.name == "gemma"]
+    with standins(1) as (gateway,):
+        gateway.posts["/v1/chat/completions"] = lambda body: json_route(
+            {"error": {"message": "Authentication Error, No connected db.", "type": "no_db_connection"}}, 400
+        )
+        report = run(gateway.url, targets)
+    [check] = report.checks
+    assert check.verdict is Verdict.UNAUTHORIZED and report.exit_code == 1
+
+
+def test_the_whole_probe_keeps_its_deadline(tmp_path: Path) -> None:
+    targets = [t for t in probe_targets(fleet_of(CATALOG, tmp_path).catalog) if not t.external]
+    with standins(1) as (gateway,):
+        gateway.posts["/v1/chat/completions"] = lambda body: Route(hang=True)
+        started = time.monotonic()
+        report = run(gateway.url, targets, limits=Limits(timeout=30, retries=0, deadline=1))
+        took = time.monotonic() - started
+    assert took < 3
+    assert {c.verdict for c in report.checks} == {Verdict.UNREACHABLE}
+    assert all("not finished within the whole check's 1 s deadline" in c.detail for c in report.checks)
