@@ -18,6 +18,7 @@ from llmfleet import (
     VllmProvider,
     backend_root,
     declared_models,
+    probe_targets,
     render_gateway_config,
 )
 
@@ -86,6 +87,7 @@ def deploy_fleet(fleet: Fleet, secrets: FleetSecrets, project_dir: Path) -> Depl
             image=settings.images.litellm,
             config_yaml=render_gateway_config(fleet),
             declared_models=declared_models(catalog),
+            probe_models=[t.name for t in probe_targets(catalog) if not t.external],
             master_key=secrets.master_key,
             placement=Placement(stack, gateway_host, gw.network_name, gw.provider, settings.gateway.bind),
             port=settings.gateway.port,

@@ -32,6 +32,7 @@ class GatewayArgs:
     image: str
     config_yaml: str
     declared_models: list[str]
+    probe_models: list[str]  # declared names served by local deployments: the policy probes these
     master_key: pulumi.Input[str]
     placement: Placement  # its publish_ip is the stack's bind address
     port: int
@@ -43,6 +44,7 @@ class GatewayArgs:
 class Gateway(pulumi.ComponentResource):
     url: pulumi.Output[str]
     declared_models: pulumi.Output[list[str]]
+    probe_models: pulumi.Output[list[str]]
     master_key: pulumi.Output[str]
     container: docker.Container
 
@@ -63,5 +65,7 @@ class Gateway(pulumi.ComponentResource):
         )
         self.url = pulumi.Output.from_input(args.url)
         self.declared_models = pulumi.Output.from_input(list(args.declared_models))
+        self.probe_models = pulumi.Output.from_input(list(args.probe_models))
         self.master_key = pulumi.Output.secret(args.master_key)
-        self.register_outputs({"url": self.url, "declared_models": self.declared_models, "master_key": self.master_key})
+        self.register_outputs({"url": self.url, "declared_models": self.declared_models,
+                               "probe_models": self.probe_models, "master_key": self.master_key})  # fmt: skip

@@ -14,13 +14,14 @@ Plain functions: tests call `validate_gateway_drift` with StackValidationArgs bu
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pulumi.runtime
 from pulumi_policy.proxy import UnknownValueError
 
-from llmfleet import Limits, Report, check_declared
+from llmfleet import Limits, ProbeTarget, Report, check_declared, probe_declared
 
 GATEWAY_TYPE = "llmfleet:index:Gateway"
 NAME = "gateway-drift"
@@ -33,6 +34,8 @@ CONFIG_SCHEMA = {
     "waitSeconds": {"type": "integer", "default": 120, "minimum": 0},
     "timeoutSeconds": {"type": "number", "default": 5, "exclusiveMinimum": 0},
     "keyEnv": {"type": "string", "default": "LITELLM_MASTER_KEY"},
+    # Once the list is in sync, send one tiny chat completion for every locally served name.
+    "probe": {"type": "boolean", "default": True},
 }
 
 AFTER_DEPLOY = "will run after deploy: the gateway's URL and declared models are not known in a preview"
@@ -85,18 +88,46 @@ def validate_gateway_drift(
             args.not_applicable(AFTER_DEPLOY)
         key_env = config.get("keyEnv", "LITELLM_MASTER_KEY")
         source = f"the gateway's master_key output (or the environment variable {key_env})"
-        checks.append((gateway, url, declared, key or os.environ.get(key_env), source))
+        probed = _known_names(gateway.props, "probe_models") if config.get("probe", True) else []
+        checks.append((gateway, url, declared, key or os.environ.get(key_env), source, probed))
 
     async def run() -> None:
         limits = Limits(timeout=float(config.get("timeoutSeconds", 5)))
-        for gateway, url, declared, key, source in checks:
-            report = await check_declared(url, key, declared, stack=_stack_of(gateway.urn),
-                                          wait=float(config.get("waitSeconds", 120)), limits=limits,
+        wait = float(config.get("waitSeconds", 120))
+        for gateway, url, declared, key, source, probed in checks:
+            started = time.monotonic()
+            report = await check_declared(url, key, declared, stack=_stack_of(gateway.urn), wait=wait, limits=limits,
                                           transport=transport, key_source=source)  # fmt: skip
             if report.exit_code != 0:
                 report_violation(violation_message(report), gateway.urn)
+                continue
+            if probed:  # listed is not enough: each local name must answer, within what is left of the wait
+                budget = max(10.0, wait - (time.monotonic() - started))
+                targets = [ProbeTarget(n, "model", n, (), external=False) for n in probed]
+                probe_limits = Limits(timeout=budget, retries=1, deadline=budget)
+                probed_report = await probe_declared(url, key, targets, stack=report.stack, limits=probe_limits,
+                                                     transport=transport)  # fmt: skip
+                if probed_report.exit_code != 0:
+                    report_violation(probe_violation(probed_report), gateway.urn)
 
     return run()
+
+
+def _known_names(props: Any, key: str) -> list[str]:
+    try:
+        names = props.get(key)
+    except UnknownValueError:
+        return []
+    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+
+
+def probe_violation(report: Report) -> str:
+    bad = [c for c in report.checks if c.verdict.failing or c.verdict.could_not_check]
+    parts = "; ".join(f"{c.target}: {c.verdict.value}: {c.detail}" for c in bad)
+    return (
+        f"the gateway at {report.gateway_url} lists every declared model, but not every one answers a request: "
+        f"{parts}. Run `python -m llmfleet probe --stack {report.stack or '<stack>'} --backends` to see why."
+    )
 
 
 def _stack_of(urn: str) -> str:

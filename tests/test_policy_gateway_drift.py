@@ -162,3 +162,35 @@ def test_no_key_anywhere_names_where_it_was_looked_for(gateway: StandIn, monkeyp
         "checked is not known to be in sync."
     )
     assert gateway.requests == []
+
+
+def _chat_answers(failing: set[str]):
+    def answer(body: dict):
+        if body["model"] in failing:
+            return json_route({"error": {"message": f"litellm.APIConnectionError: {body['model']} is down"}}, 500)
+        return json_route({"choices": [{"message": {"content": "x"}}]})
+
+    return answer
+
+
+def test_after_the_list_is_in_sync_every_local_name_is_probed(gateway: StandIn) -> None:
+    gateway.posts["/v1/chat/completions"] = _chat_answers(set())
+    assert validate([resource(props(gateway, probe_models=["gemma-3-1b", "qwen2.5:0.5b"]))]) == []
+    assert [p for p, _ in gateway.requests].count("/v1/chat/completions") == 2
+
+
+def test_a_listed_name_that_does_not_answer_is_a_violation(gateway: StandIn) -> None:
+    gateway.posts["/v1/chat/completions"] = _chat_answers({"gemma-3-1b"})
+    [(message, urn)] = validate([resource(props(gateway, probe_models=["gemma-3-1b", "qwen2.5:0.5b"]))])
+    assert urn == URN
+    assert message == (
+        f"the gateway at {gateway.url} lists every declared model, but not every one answers a request: "
+        "gemma-3-1b: fails: HTTP 500: litellm.APIConnectionError: gemma-3-1b is down. "
+        "Run `python -m llmfleet probe --stack prod --backends` to see why."
+    )
+
+
+def test_the_probe_can_be_turned_off(gateway: StandIn) -> None:
+    gateway.posts["/v1/chat/completions"] = _chat_answers({"gemma-3-1b"})
+    assert validate([resource(props(gateway, probe_models=["gemma-3-1b"]))], {"probe": False}) == []
+    assert "/v1/chat/completions" not in [p for p, _ in gateway.requests]
