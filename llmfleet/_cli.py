@@ -50,9 +50,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Exit 0 in sync, 2 drift, 1 could not check. The master key is read from the "
         "environment and never printed.",
     )
-    p.add_argument("--stack", required=True)
-    p.add_argument("--url", help="gateway base URL (default: the stack's gateway address)")
-    p.add_argument("--key-env", default="LITELLM_MASTER_KEY", help="env var holding the master key")
+    _gateway_options(p)
     p.add_argument("--backends", action="store_true", help="also check each backend reachable from here")
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="poll until in sync or this many seconds have passed (after a deploy)")  # fmt: skip
@@ -67,9 +65,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Exit 0 every name answers, 2 a name fails or answers only through a fallback, 1 could not "
         "check. The master key is read from the environment and never printed.",
     )
-    p.add_argument("--stack", required=True)
-    p.add_argument("--url", help="gateway base URL (default: the stack's gateway address)")
-    p.add_argument("--key-env", default="LITELLM_MASTER_KEY", help="env var holding the master key")
+    _gateway_options(p)
     p.add_argument("--include-external", action="store_true",
                    help="also probe names served only by external (paid) providers")  # fmt: skip
     p.add_argument("--backends", action="store_true", help="also ask each local deployment reachable from here")
@@ -78,6 +74,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="for the whole probe (default 60)")  # fmt: skip
     _report_options(p)
     return parser
+
+
+def _gateway_options(p: argparse.ArgumentParser) -> None:
+    """The stack, and which gateway to reach with which key: the same for drift and probe."""
+    p.add_argument("--stack", required=True)
+    p.add_argument("--url", help="gateway base URL (default: the stack's gateway address)")
+    p.add_argument("--key-env", default="LITELLM_MASTER_KEY", help="env var holding the master key")
 
 
 def _report_options(p: argparse.ArgumentParser) -> None:

@@ -56,7 +56,7 @@ def running_proxy(config_text: str, workdir: Path, master_key: str = MASTER_KEY)
             _wait_ready(url, proc, log_path)
             yield url
         finally:
-            _stop(proc)
+            stop_process(proc)
 
 
 def _wait_ready(url: str, proc: subprocess.Popen, log_path: Path) -> None:
@@ -71,7 +71,8 @@ def _wait_ready(url: str, proc: subprocess.Popen, log_path: Path) -> None:
     raise RuntimeError(f"LiteLLM not ready within {STARTUP_DEADLINE} s:\n{log_path.read_text()[-3000:]}")
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def stop_process(proc: subprocess.Popen) -> None:
+    """SIGTERM the process group, then SIGKILL it if it has not gone within 10 s."""
     if proc.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):

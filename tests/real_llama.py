@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from components.llama_cpp import llama_server_command
 from components.llama_cpp_python import llama_cpp_python_env
 from llmfleet import LlamaCppProvider, LlamaCppPythonProvider
 
+from .litellm_proxy import stop_process
 from .llama_build import LlamaServers
 
 STARTUP_DEADLINE = 60.0  # the tiny GGUF loads in under a second; the Python server imports for a few
@@ -60,17 +60,4 @@ def running(argv: list[str], env: dict[str, str] | None, ready_url: str, log: Pa
             time.sleep(0.1)
         yield proc
     finally:
-        stop(proc)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+        stop_process(proc)

@@ -18,9 +18,9 @@ import llmfleet
 from llmfleet._cli import main
 
 from .fleetdir import BASE_STACK, write_project
-from .litellm_proxy import MASTER_KEY, free_port, running_proxy
+from .litellm_proxy import MASTER_KEY, free_port, running_proxy, stop_process
 from .llama_build import LlamaServers, ensure_built
-from .real_llama import llama_cpp_python_environment, llama_server_argv, running, stop
+from .real_llama import llama_cpp_python_environment, llama_server_argv, running
 from .standins import serve_ollama, serve_vllm, standins
 from .tiny_gguf import write_tiny_gguf
 
@@ -143,7 +143,7 @@ def test_every_declared_name_answers_then_a_killed_server_is_named(fleet: Fleet,
     assert code == 0, output
     assert MASTER_KEY not in output
 
-    stop(fleet.native)  # llama-server dies mid-test
+    stop_process(fleet.native)  # llama-server dies mid-test
     code, checks, output = probe(fleet, capsys, monkeypatch, "--backends")
     assert code == 2, output
     native = checks["tiny-native"]
