@@ -27,6 +27,8 @@ from ._load import Fleet
 from ._report import CheckResult, Report, Verdict
 
 PROMPT = [{"role": "user", "content": "ping"}]
+# A first request to a cold CPU server can take seconds: longer than drift's list requests.
+PROBE_LIMITS = Limits(timeout=30.0, retries=1, deadline=60.0)
 # A LiteLLM key refusal without a database is a 400 "No connected db"; with one, 401.
 KEY_REFUSED = ("No connected db", "Authentication Error", "Invalid proxy server token")
 
@@ -154,7 +156,7 @@ async def probe_declared(
     stack: str = "",
     include_external: bool = False,
     backend_targets: Iterable[tuple[str, Any, str | None]] = (),
-    limits: Limits = Limits(timeout=30.0, retries=1, deadline=60.0),
+    limits: Limits = PROBE_LIMITS,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> Report:
     started = time.perf_counter()
@@ -202,7 +204,7 @@ async def probe(
     *,
     include_external: bool = False,
     backends: bool = False,
-    limits: Limits = Limits(timeout=30.0, retries=1, deadline=60.0),
+    limits: Limits = PROBE_LIMITS,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> Report:
     """Probe every declared name of a stack through its gateway (and, with `backends`, each
