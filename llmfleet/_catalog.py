@@ -9,21 +9,39 @@ Where and how things run (hosts, images, publishing, secrets) belongs to the sta
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+import unicodedata
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails
+
+
+def _visible(name: str) -> str:
+    """Refuse format and control characters (zero-width space, bidi marks, ...): two names that
+    look the same must not route differently, and a client cannot type what it cannot see."""
+    for i, char in enumerate(name, 1):
+        if unicodedata.category(char)[0] in "CZ":
+            what = unicodedata.name(char, "a control character")
+            raise ValueError(
+                f"{name!a} contains the invisible character U+{ord(char):04X} ({what}) at position {i}: retype the name"
+            )
+    return name
+
 
 # Provider names become Docker DNS aliases and container-name suffixes: keep them DNS labels.
 ProviderName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
-ModelName = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^\S+$")]
+ModelName = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^\S+$"), AfterValidator(_visible)]
 EnvVarName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 Fraction = Annotated[float, Field(gt=0, le=1)]
 
@@ -42,6 +60,23 @@ class _Local(_Strict):
     gpus: Literal["all"] | Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] | None = None
     # Share of each GPU's memory this server may use; required when it shares a GPU with vLLM.
     gpu_memory_budget: Fraction | None = None
+
+    @field_validator("gpus", mode="before")
+    @classmethod
+    def _gpu_ids(cls, value: object) -> object:
+        # One message for every wrong shape, instead of one per member of the union.
+        how = "give `all`, or a list of device ids such as [0, 1]; for no GPU, remove the key"
+        if value is None or value == "all":
+            return value
+        if not isinstance(value, list) or not value:
+            raise ValueError(f"`gpus: {value!r}` is not a GPU list: {how}")
+        for gpu in value:
+            if isinstance(gpu, bool) or not isinstance(gpu, int) or gpu < 0:
+                raise ValueError(f"{gpu!r} is not a GPU device id (0, 1, ...): {how}")
+        repeated = sorted({g for g in value if value.count(g) > 1})
+        if repeated:
+            raise ValueError(f"GPU {repeated[0]} is listed twice: list each device once")
+        return value
 
     @property
     def listen_port(self) -> int:
@@ -102,11 +137,25 @@ class LlamaCppProvider(_Gguf):
             raise ValueError("llama-server reads `--alias a,b` as several names: use an alias without ','")
         return alias
 
-    @model_validator(mode="after")
-    def _one_source(self) -> LlamaCppProvider:
-        if (self.gguf is None) == (self.hf is None):
-            raise ValueError("give exactly one of `gguf` (a file under /models) or `hf` (repo[:quant])")
-        return self
+    @model_validator(mode="wrap")
+    @classmethod
+    def _one_source(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> LlamaCppProvider:
+        # Wrapped, not "after": a bare `kind: llama_cpp` then lists everything it lacks in one run.
+        wrong = ""
+        if isinstance(data, dict) and (data.get("gguf") is None) == (data.get("hf") is None):
+            wrong = "give exactly one of `gguf` (a file under /models) or `hf` (repo[:quant])"
+        try:
+            provider = handler(data)
+        except ValidationError as exc:
+            if not wrong:
+                raise
+            errors = [InitErrorDetails(type=e["type"], loc=e["loc"], input=e["input"], ctx=e.get("ctx", {}))
+                      for e in exc.errors()]  # fmt: skip
+            errors.append(InitErrorDetails(type="value_error", loc=(), input=data, ctx={"error": ValueError(wrong)}))
+            raise ValidationError.from_exception_data(exc.title, errors) from None
+        if wrong:
+            raise ValueError(wrong)
+        return provider
 
 
 class LlamaCppPythonProvider(_Gguf):

@@ -353,17 +353,21 @@ class _Checker:
                 )
 
     def ports(self) -> None:
+        # Only published ports can clash: on the fleet's bridge network each container has its
+        # own network namespace, so two unpublished servers may both listen on 8000.
         used: dict[tuple[str, int], str] = {}
         gw_host = self.stack.gateway_host
         used[(gw_host, self.stack.gateway.port)] = "the gateway"
         for pname, provider in self.catalog.local_providers().items():
+            if self.stack.host_of(pname) not in self.stack.hosts or self.stack.publish_ip(pname) is None:
+                continue  # an unknown host is reported by placement()
             key = (self.stack.host_of(pname), provider.listen_port)
             if key in used:
                 path = ("providers", pname, "port") if provider.port else ("providers", pname)
                 self.error(
                     self.cat,
                     path,
-                    f"port {key[1]} on host '{key[0]}' is already used by {used[key]}",
+                    f"port {key[1]} on host '{key[0]}' is already published by {used[key]}",
                     "port-conflict",
                     "Set `port:` to a free port.",
                 )
@@ -375,11 +379,13 @@ class _Checker:
         for pname, p in self.catalog.local_providers().items():
             if p.gpus is not None:
                 by_host[self.stack.host_of(pname)].append((pname, p))
-            if isinstance(p, VllmProvider) and isinstance(p.gpus, list) and len(p.gpus) < p.tensor_parallel_size:
+            # Distinct devices: the schema refuses a repeated id, and a GPU counts once anyway.
+            distinct = len(set(p.gpus)) if isinstance(p.gpus, list) else 0
+            if isinstance(p, VllmProvider) and isinstance(p.gpus, list) and distinct < p.tensor_parallel_size:
                 self.error(
                     self.cat,
                     ("providers", pname, "tensor_parallel_size"),
-                    f"tensor_parallel_size {p.tensor_parallel_size} needs as many GPUs, {len(p.gpus)} given",
+                    f"tensor_parallel_size {p.tensor_parallel_size} needs as many GPUs, {distinct} given",
                     "tensor-parallel",
                     "List enough device ids in `gpus`, or lower tensor_parallel_size.",
                 )

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from ._catalog import Catalog
-from ._checks import check, closest_name
-from ._errors import ConfigError, KeyPath, Problem
-from ._stack import StackFile, StackSettings
+from ._checks import check
+from ._errors import ConfigError, Problem
+from ._schema_errors import SchemaErrors, places
+from ._stack import BuildSpec, StackFile, StackSettings
 from ._yaml import SourceMap, parse_yaml
 
 NAMESPACE = "llmfleet:"
@@ -32,96 +33,38 @@ class Fleet:
     warnings: list[Problem] = field(default_factory=list)
 
 
-def _vocabulary(*models: type[BaseModel]) -> set[str]:
-    words: set[str] = set()
-    todo = list(models)
-    while todo:
-        model = todo.pop()
-        for name, info in model.model_fields.items():
-            words.add(info.alias or name)
-            for arg in _types_in(info.annotation):
-                if isinstance(arg, type) and issubclass(arg, BaseModel) and arg not in models:
-                    todo.append(arg)
-    return words
-
-
-def _types_in(annotation: Any) -> list[Any]:
-    out, todo = [], [annotation]
-    while todo:
-        t = todo.pop()
-        out.append(t)
-        todo.extend(getattr(t, "__args__", ()) or ())
-        todo.extend(getattr(t, "__metadata__", ()) or ())
-        origin = getattr(t, "__origin__", None)
-        if origin is not None:
-            todo.append(origin)
-    return out
-
-
-_PATTERNS = {
-    r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$": "use lowercase letters, digits and '-' (it becomes a Docker DNS name)",
-    r"^\S+$": "it must not be empty or contain spaces",
-    r"^[A-Za-z_][A-Za-z0-9_]*$": "it must be an environment variable name",
-    r"^[\w.-]+/[\w.-]+(:[\w.-]+)?$": "give a Hugging Face repo, optionally with a quant: org/repo:Q4_K_M",
-    r"^https?://[^\s/]+(/\S*)?$": "give an http:// or https:// URL",
-    r"^https?://\S+$": "give an http:// or https:// URL",
-    r"^(unix|ssh|tcp)://\S+$": "give a Docker endpoint: ssh://user@host, tcp://host:2376 or unix:///path",
-}
-
-
-def _real_path(loc: tuple[Any, ...], data: Any) -> KeyPath:
-    """Map a pydantic loc onto keys that exist in the data, dropping union tags and `[key]`."""
-    path: list[str | int] = []
-    node = data
-    for part in loc:
-        in_dict = isinstance(node, dict) and part in node
-        in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
-        if in_dict or in_list:
-            node = node[part]
-            path.append(part)
-    return tuple(path)
-
-
-def _pydantic_problems(
-    exc: ValidationError, data: Any, src: SourceMap, prefix: KeyPath, vocab: set[str]
-) -> list[Problem]:
-    problems = []
-    for err in exc.errors(include_url=False):
-        loc = tuple(err["loc"])
-        path = (*prefix, *_real_path(loc, data))
-        kind, ctx, hint = err["type"], err.get("ctx") or {}, ""
-        if kind == "extra_forbidden":
-            message = f"unknown key '{loc[-1]}'"
-            meant = closest_name(str(loc[-1]), vocab)
-            hint = f"Did you mean '{meant}'?" if meant else "Remove it."
-        elif kind == "missing":
-            message = f"missing required key '{loc[-1]}'"
-            hint = "Add it."
-        elif kind == "union_tag_invalid":
-            message = f"unknown kind '{ctx.get('tag')}'"
-            hint = f"Use one of: {ctx.get('expected_tags')}."
-        elif kind == "union_tag_not_found":
-            message = "missing required key 'kind'"
-            hint = "Add `kind:` (ollama, vllm, llama_cpp, llama_cpp_python or external)."
-        elif kind == "string_pattern_mismatch":
-            shown = err["input"] if loc[-1] != "[key]" else loc[-2]
-            pattern = ctx.get("pattern")
-            message = f"'{shown}' is not valid: {_PATTERNS.get(pattern, f'it does not match {pattern}')}"
-        elif kind == "value_error":
-            message = str(ctx.get("error", err["msg"]))
-        else:
-            message = err["msg"][0].lower() + err["msg"][1:]
-        problems.append(src.problem(path, message, f"schema-{kind.replace('_', '-')}", hint))
-    return problems
+# The largest catalog we benchmark (10,000 models) is about 1 MB; anything far larger is a mistake.
+MAX_FILE_BYTES = 16 * 1024 * 1024
+# Pulumi's stack names: letters, digits, '-', '_', '.'; never a path.
+_STACK_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
 
 
 def _read(path: Path, shown: str) -> tuple[str | None, Problem | None]:
+    """The file's text, or one located problem saying why it cannot be used."""
     try:
-        return path.read_text(encoding="utf-8"), None
+        if path.stat().st_size > MAX_FILE_BYTES:
+            return None, Problem(shown, 1, 1, (), f"the file is larger than {MAX_FILE_BYTES // 2**20} MB",
+                                 "file-too-large", hint="Check that this is the file you meant.")  # fmt: skip
+        data = path.read_bytes()
     except FileNotFoundError:
         return None, Problem(shown, 1, 1, (), "file not found", "missing-file", hint="Check the path.")
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, Problem(shown, 1, 1, (), f"cannot read the file: {exc}", "unreadable-file")
+    except OSError as exc:
+        return None, Problem(shown, 1, 1, (), f"cannot read the file: {exc.strerror or exc}", "unreadable-file",
+                             hint="Check that it is a readable file.")  # fmt: skip
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        return None, Problem(shown, line, col, (), f"the file is not UTF-8 text: byte 0x{data[exc.start]:02X} here "
+                             "is not valid UTF-8", "not-utf8", hint="Save the file as UTF-8.")  # fmt: skip
+
+
+def inside_project(project: Path, relative: str) -> Path | None:
+    """`relative` resolved inside the project directory (symlinks followed), or None if it leaves it."""
+    root = project.resolve()
+    target = (root / relative).resolve()
+    return target if target.is_relative_to(root) else None
 
 
 def stack_names(project_dir: Path) -> list[str]:
@@ -135,12 +78,12 @@ def load_stack_settings(
     problems = list(doc.problems)
     if doc.data is None and not problems:
         problems.append(doc.source.problem((), "the stack file is empty", "empty-file", "Add a `config:` map."))
-    if problems:
+    if doc.fatal or doc.data is None:
         return None, doc.source, problems
     try:
         stack_file = StackFile.model_validate(doc.data)
     except ValidationError as exc:
-        return None, doc.source, _pydantic_problems(exc, doc.data, doc.source, (), {"config"})
+        return None, doc.source, SchemaErrors(StackFile, doc.data, doc.source).problems(exc)
     ours = {k: v for k, v in stack_file.config.items() if k.startswith(NAMESPACE)}
     for key in _SECRET_KEYS:
         if key in ours and not isinstance(ours[key], dict):
@@ -169,21 +112,35 @@ def load_stack_settings(
     try:
         settings = StackSettings.model_validate(ours)
     except ValidationError as exc:
-        vocab = {NAMESPACE + w for w in _vocabulary(StackSettings)} | _vocabulary(StackSettings)
-        return None, doc.source, problems + _pydantic_problems(exc, doc.data["config"], doc.source, ("config",), vocab)
+        catalog_keys = (places(Catalog, "the top level"), "the catalog file")
+        explain = SchemaErrors(StackSettings, doc.data["config"], doc.source, ("config",), [catalog_keys])
+        return None, doc.source, _without_repeats(problems, explain.problems(exc))
     return settings, doc.source, problems
+
+
+def _without_repeats(found: list[Problem], more: list[Problem]) -> list[Problem]:
+    """`found` and those of `more` not about a key already reported (a key YAML misread)."""
+    paths = {p.path for p in found}
+    return found + [p for p in more if p.path not in paths]
 
 
 def load_catalog(text: str, filename: str) -> tuple[Catalog | None, SourceMap, list[Problem]]:
     doc = parse_yaml(text, filename)
-    if doc.problems:
+    if doc.fatal:
         return None, doc.source, doc.problems
     if doc.data is None:
         return None, doc.source, [doc.source.problem((), "the catalog is empty", "empty-file", "Add `providers:`.")]
+    if isinstance(doc.data, dict):
+        # `x-` keys hold values for anchors (`x-defaults: &gpu {...}`), as in Compose files.
+        doc.data = {k: v for k, v in doc.data.items() if not (isinstance(k, str) and k.startswith("x-"))}
     try:
-        return Catalog.model_validate(doc.data), doc.source, []
+        catalog = Catalog.model_validate(doc.data)
     except ValidationError as exc:
-        return None, doc.source, _pydantic_problems(exc, doc.data, doc.source, (), _vocabulary(Catalog))
+        stack_keys = (places(StackSettings, "config"), "the stack file")
+        explain = SchemaErrors(Catalog, doc.data, doc.source, (), [stack_keys])
+        return None, doc.source, _without_repeats(doc.problems, explain.problems(exc))
+    # With YAML-level errors (a duplicate key, a misread key) the data is not what was meant.
+    return (catalog if not doc.problems else None), doc.source, doc.problems
 
 
 @contextlib.contextmanager
@@ -210,32 +167,27 @@ def load_fleet(project_dir: str | Path, stack: str) -> Fleet:
 
 def _load_fleet(project: Path, stack: str) -> Fleet:
     stack_shown = f"stacks/Pulumi.{stack}.yaml"
-    text, missing = _read(project / stack_shown, stack_shown)
-    if missing:
+    text, unreadable = _read(project / stack_shown, stack_shown) if _STACK_NAME.match(stack) else (None, None)
+    if text is None and (unreadable is None or unreadable.rule == "missing-file"):
         known = stack_names(project)
         hint = f"Known stacks: {', '.join(known)}." if known else "Create it (see README: adding a stack)."
         raise ConfigError([Problem(stack_shown, 1, 1, (), f"no stack '{stack}'", "unknown-stack", hint=hint)])
+    if text is None:
+        raise ConfigError([unreadable])  # type: ignore[list-item]
     settings, stack_src, problems = load_stack_settings(text, stack_shown, stack)
     if settings is None:
         raise ConfigError(problems)
+    problems += _paths_outside(project, settings, stack_src)
     catalog_shown = settings.catalog
-    text, missing = _read(project / catalog_shown, catalog_shown)
-    if missing:
-        line, col = stack_src.locate(("config", NAMESPACE + "catalog"))
-        raise ConfigError(
-            [
-                *problems,
-                Problem(
-                    stack_shown,
-                    line,
-                    col,
-                    ("config", NAMESPACE + "catalog"),
-                    f"catalog '{catalog_shown}' not found",
-                    "missing-file",
-                    hint="Give a path relative to the project directory.",
-                ),
-            ]
-        )
+    catalog_path = inside_project(project, catalog_shown)
+    if catalog_path is None:
+        raise ConfigError(problems)  # nothing outside the project is read
+    text, unreadable = _read(catalog_path, catalog_shown)
+    if unreadable and unreadable.rule == "missing-file":
+        unreadable = stack_src.problem(("config", NAMESPACE + "catalog"), f"catalog '{catalog_shown}' not found",
+                                       "missing-file", "Give a path relative to the project directory.")  # fmt: skip
+    if text is None:
+        raise ConfigError([*problems, unreadable])  # type: ignore[list-item]
     catalog, cat_src, cat_problems = load_catalog(text, catalog_shown)
     problems += cat_problems
     if catalog is None:
@@ -244,3 +196,22 @@ def _load_fleet(project: Path, stack: str) -> Fleet:
     if any(p.severity == "error" for p in problems):
         raise ConfigError(problems)
     return Fleet(stack, catalog, settings, catalog_shown, sorted(problems))
+
+
+def _paths_outside(project: Path, settings: StackSettings, src: SourceMap) -> list[Problem]:
+    """Project paths a stack names (the catalog, a build context) must stay inside the project:
+    `validate` runs on pull requests, and must not read, or send to Docker, anything else."""
+    named = [(("config", NAMESPACE + "catalog"), settings.catalog)]
+    build = settings.images.llama_cpp_python
+    if isinstance(build, BuildSpec):
+        named.append((("config", NAMESPACE + "images", "llama_cpp_python", "build"), build.build))
+    return [
+        src.problem(
+            path,
+            f"'{value}' is outside the project directory",
+            "path-outside-project",
+            "Give a path inside the project, relative to it (e.g. config/catalog.yaml).",
+        )
+        for path, value in named
+        if inside_project(project, value) is None
+    ]

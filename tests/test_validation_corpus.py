@@ -1,5 +1,6 @@
 """Each broken catalog under tests/broken_catalogs/ states, in `# expect:` lines above its YAML,
-exactly which problems it must produce: position, severity, rule, key path, message and hint."""
+exactly which problems it must produce: position, severity, rule, key path, message and hint.
+`# stack:` lines, if any, are added to the base stack's `config:` (indented by two spaces)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .fleetdir import problems_of, short, write_project
+from .fleetdir import BASE_STACK, problems_of, short, write_project
 
 CORPUS = sorted((Path(__file__).parent / "broken_catalogs").glob("*.yaml"))
 
@@ -17,7 +18,10 @@ def test_broken_catalog_reports_exactly_what_it_expects(path: Path, tmp_path: Pa
     text = path.read_text()
     expected = [line.removeprefix("# expect: ") for line in text.splitlines() if line.startswith("# expect: ")]
     assert expected, f"{path.name} states no expectations"
-    write_project(tmp_path, text)
+    stack = "".join(
+        f"  {line.removeprefix('# stack: ')}\n" for line in text.splitlines() if line.startswith("# stack: ")
+    )
+    write_project(tmp_path, text, BASE_STACK + stack)
     assert [short(p) for p in problems_of(tmp_path)] == expected
 
 

@@ -1,0 +1,263 @@
+"""Turn pydantic's validation errors into problems a user can act on.
+
+pydantic speaks about Python types ("valid dictionary or instance of Catalog"); a user edits
+YAML. Each error becomes one located problem in YAML's terms, and an unknown key is answered
+from the schema at that spot: the keys allowed there, where a real key belongs instead, or that
+LiteLLM's own keys are what llmfleet derives.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Iterable
+from typing import Annotated, Any, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+from ._checks import closest_name
+from ._errors import KeyPath, Problem
+from ._yaml import SourceMap, what_yaml_read
+
+DNS_LABEL = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+_PATTERNS = {
+    DNS_LABEL: "use lowercase letters, digits and '-' (it becomes a Docker DNS name)",
+    r"^\S+$": "it must not be empty or contain spaces",
+    r"^[A-Za-z_][A-Za-z0-9_]*$": "it must be an environment variable name",
+    r"^[\w.-]+/[\w.-]+(:[\w.-]+)?$": "give a Hugging Face repo, optionally with a quant: org/repo:Q4_K_M",
+    r"^https?://[^\s/]+(/\S*)?$": "give an http:// or https:// URL",
+    r"^https?://\S+$": "give an http:// or https:// URL",
+    r"^(unix|ssh|tcp)://\S+$": "give a Docker endpoint: ssh://user@host, tcp://host:2376 or unix:///path",
+}
+
+# Keys of LiteLLM's proxy config that people carry over from hand-written YAML.
+_LITELLM_KEYS = {
+    "model_list": "Declare the models under `providers`; `llmfleet render --stack <stack>` shows the model_list.",
+    "litellm_params": "Declare the provider (`kind`, what it serves); llmfleet writes its litellm_params.",
+    "model_name": "The names a provider serves are its `models`, `served_name` or `alias`.",
+    "api_base": "A provider's address follows from its kind and placement; an external API takes `base_url`.",
+    "api_key": "Give `api_key_env` (the variable's name); the key is a stack secret: llmfleet:apiKeys.",
+    "model_info": "llmfleet writes model_info from the catalog (`context_length`).",
+    "router_settings": "Fallbacks, aliases and groups go under `routes`.",
+    "litellm_settings": "Fallbacks, aliases and groups go under `routes`.",
+    "general_settings": "The master key is a stack secret: pulumi config set --secret llmfleet:masterKey.",
+}
+
+
+def _leaves(annotation: Any) -> list[Any]:
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _leaves(get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [leaf for arg in get_args(annotation) for leaf in _leaves(arg)]
+    return [annotation]
+
+
+def _is_model(t: Any) -> bool:
+    return isinstance(t, type) and issubclass(t, BaseModel)
+
+
+def _fields(model: type[BaseModel]) -> dict[str, Any]:
+    return {info.alias or name: info.annotation for name, info in model.model_fields.items()}
+
+
+def _narrow(leaves: list[Any], node: Any) -> list[Any]:
+    """Of a union of models, those whose `kind` matches the data's, when it names one."""
+    if not (isinstance(node, dict) and isinstance(node.get("kind"), str)):
+        return leaves
+    kinds = [t for t in leaves if _is_model(t) and "kind" in t.model_fields]
+    match = [t for t in kinds if node["kind"] in get_args(t.model_fields["kind"].annotation)]
+    return [t for t in leaves if t not in kinds or t in match] if match else leaves
+
+
+def models_at(root: type[BaseModel], data: Any, path: KeyPath) -> tuple[list[type[BaseModel]], str]:
+    """The schema models that apply to the value at `path` of `data` (validated as `root`), and
+    that spot written as `places` writes it (`providers.<name>`)."""
+    annotations: list[Any] = [root]
+    node, spot = data, ""
+    for key in path:
+        following: list[Any] = []
+        step = str(key)
+        for leaf in _narrow([leaf for a in annotations for leaf in _leaves(a)], node):
+            origin = get_origin(leaf)
+            if _is_model(leaf) and isinstance(key, str) and key in _fields(leaf):
+                following.append(_fields(leaf)[key])
+            elif origin is dict:
+                following.append(get_args(leaf)[1])
+                step = "<name>"
+            elif origin is list and isinstance(key, int):
+                following.append(get_args(leaf)[0])
+                step = "[]"
+        annotations = following
+        spot = spot + step if step == "[]" else f"{spot}.{step}" if spot else step
+        node = node[key] if isinstance(node, dict | list) and _has(node, key) else None
+    leaves = _narrow([x for a in annotations for x in _leaves(a)], node)
+    return list(dict.fromkeys(t for t in leaves if _is_model(t))), spot
+
+
+def _has(node: dict[Any, Any] | list[Any], key: Any) -> bool:
+    return key in node if isinstance(node, dict) else isinstance(key, int) and 0 <= key < len(node)
+
+
+def places(root: type[BaseModel], top: str) -> dict[str, list[str]]:
+    """Every key of the schema, with where it may be written (`routes`, `providers.<name>`)."""
+    out: dict[str, list[str]] = {}
+    todo: list[tuple[Any, str]] = [(root, "")]
+    seen: set[tuple[Any, str]] = set()
+    while todo:
+        annotation, where = todo.pop()
+        for leaf in _leaves(annotation):
+            if (leaf, where) in seen:
+                continue
+            seen.add((leaf, where))
+            if _is_model(leaf):
+                for key, child in _fields(leaf).items():
+                    spots = out.setdefault(key, [])
+                    if (where or top) not in spots:
+                        spots.append(where or top)
+                    todo.append((child, f"{where}.{key}" if where else key))
+            elif get_origin(leaf) is dict:
+                todo.append((get_args(leaf)[1], f"{where}.<name>"))
+            elif get_origin(leaf) is list:
+                todo.append((get_args(leaf)[0], f"{where}[]"))
+    return out
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a map"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"the text '{value}'" if len(value) <= 40 else "a text"
+    return what_yaml_read(value)
+
+
+class SchemaErrors:
+    """Translates the errors of validating one file's data (at `prefix` in the file) as `root`."""
+
+    def __init__(self, root: type[BaseModel], data: Any, src: SourceMap, prefix: KeyPath = (),
+                 elsewhere: Iterable[tuple[dict[str, list[str]], str]] = ()) -> None:  # fmt: skip
+        self.root, self.data, self.src, self.prefix = root, data, src, prefix
+        self.here = places(root, "the top level")
+        self.elsewhere = list(elsewhere)  # (places in another file, how to name that file)
+
+    def problems(self, exc: ValidationError) -> list[Problem]:
+        out: list[Problem] = []
+        for err in exc.errors(include_url=False):
+            loc = tuple(err["loc"])
+            path = self.real_path(loc)
+            message, hint = self.explain(err, loc, path)
+            rule = f"schema-{err['type'].replace('_', '-')}"
+            problem = self.src.problem((*self.prefix, *path), message, rule, hint)
+            if problem not in out or problem.message not in {p.message for p in out}:
+                out.append(problem)
+        return out
+
+    def real_path(self, loc: tuple[Any, ...]) -> KeyPath:
+        """Map a pydantic loc onto keys that exist in the data, dropping union tags and `[key]`."""
+        path: list[str | int] = []
+        node = self.data
+        for part in loc:
+            if isinstance(node, dict | list) and _has(node, part):
+                node = node[part]
+                path.append(part)
+        return tuple(path)
+
+    def explain(self, err: Any, loc: tuple[Any, ...], path: KeyPath) -> tuple[str, str]:
+        kind, ctx, value = err["type"], err.get("ctx") or {}, err["input"]
+        if kind == "extra_forbidden":
+            return self.unknown_key(str(loc[-1]), path[:-1] if path and path[-1] == loc[-1] else path)
+        if kind == "missing":
+            return f"missing required key '{loc[-1]}'", "Add it."
+        if kind == "union_tag_invalid":
+            return f"unknown kind '{ctx.get('tag')}'", f"Use one of: {ctx.get('expected_tags')}."
+        if kind == "union_tag_not_found":
+            return "missing required key 'kind'", "Add `kind:` (ollama, vllm, llama_cpp, llama_cpp_python or external)."
+        if kind == "string_pattern_mismatch":
+            shown = value if loc[-1] != "[key]" else loc[-2]
+            pattern = ctx.get("pattern")
+            if pattern == DNS_LABEL and isinstance(shown, str) and len(shown) > 63:
+                return (f"'{shown[:20]}...' is {len(shown)} characters long: a name here becomes a DNS label, "
+                        "which is at most 63", "Shorten it.")  # fmt: skip
+            return f"'{shown}' is not valid: {_PATTERNS.get(pattern, f'it does not match {pattern}')}", ""
+        if kind == "value_error":
+            return str(ctx.get("error", err["msg"])), ""
+        if kind == "string_type":
+            written = self.src.not_strings.get((*self.prefix, *path))
+            if written is not None:
+                return (f"YAML reads `{written[0]}` as {what_yaml_read(written[1])}, not as a name",
+                        f"Quote it: '{written[0]}'.")  # fmt: skip
+            if value is None:
+                return "is empty", "Give a value, or remove the key."
+            return f"expected a name (text), got {_shown(value)}", ""
+        if kind in ("model_type", "model_attributes_type", "dict_type"):
+            return f"expected a map (`key: value` lines), got {_shown(value)}", self.map_hint(path, value)
+        if kind == "list_type":
+            example = f"[{value}]" if isinstance(value, str | int) and not isinstance(value, bool) else "[a, b]"
+            return f"expected a list, got {_shown(value)}", f"Write a list: {example}."
+        if kind in ("int_type", "int_parsing", "int_from_float"):
+            return f"expected a whole number, got {_shown(value)}", ""
+        if kind in ("float_type", "float_parsing", "finite_number"):
+            return f"expected a number, got {_shown(value)}", ""
+        if kind in ("bool_type", "bool_parsing"):
+            return f"expected true or false, got {_shown(value)}", ""
+        if kind == "literal_error":
+            shown = f"'{value}'" if isinstance(value, str) else _shown(value)
+            return f"{shown} is not allowed here", f"Use one of: {ctx.get('expected')}."
+        bounds = {"greater_than": "greater than", "greater_than_equal": "at least", "less_than": "less than",
+                  "less_than_equal": "at most"}  # fmt: skip
+        if kind in bounds:
+            limit = next(iter(ctx.values()), "?")
+            return f"must be {bounds[kind]} {limit}, got {_shown(value)}", ""
+        if kind == "too_short":
+            if ctx.get("min_length") == 1:
+                return "must not be empty", "List at least one."
+            return f"needs at least {ctx.get('min_length')} entries, got {ctx.get('actual_length')}", ""
+        if kind in ("too_long", "string_too_long"):
+            return f"is too long (at most {ctx.get('max_length')})", "Shorten it."
+        if kind == "string_too_short":
+            return "must not be empty", "Give a value."
+        return f"not valid here ({err['msg'][0].lower()}{err['msg'][1:]})", ""
+
+    def map_hint(self, path: KeyPath, value: Any) -> str:
+        if not path and self.prefix == ():
+            keys = ", ".join(f"`{k}:`" for k in _fields(self.root))
+            return f"The file is a map with the keys {keys}."
+        if len(path) == 2 and path[0] == "providers" and isinstance(value, str):
+            return f"A provider is a map: `kind: {value}` and what it serves (see README: the catalog)."
+        return "Write it as `key: value` lines indented under this key."
+
+    def unknown_key(self, key: str, parent: KeyPath) -> tuple[str, str]:
+        if not parent and not self.prefix:
+            allowed_top = ", ".join(_fields(self.root))
+            meant = closest_name(key, _fields(self.root))
+            if key not in self.here and not meant and key not in _LITELLM_KEYS:
+                return f"unknown key '{key}'", f"Allowed here: {allowed_top}, and `x-` keys to hold anchors."
+        if key in _LITELLM_KEYS and not self.prefix:
+            return f"'{key}' is LiteLLM's own config, which llmfleet derives from the catalog", _LITELLM_KEYS[key]
+        models, spot = models_at(self.root, self.data, parent)
+        allowed = sorted({k for m in models for k in _fields(m)} - {key})
+        message = f"unknown key '{key}'"
+        spot = spot or "the top level"
+        here = [s for s in self.here.get(key, []) if s != spot]
+        if key in self.here and not here:
+            kinds = sorted({get_args(m.model_fields["kind"].annotation)[0] for m in models if "kind" in m.model_fields})
+            what = f"a `kind: {kinds[0]}` provider" if len(kinds) == 1 else "this entry"
+            return f"'{key}' is not a key of {what}", f"Allowed here: {', '.join(allowed)}."
+        if here:
+            return message, f"`{key}` belongs under {_listed(here)}."
+        bare = key.removeprefix("llmfleet:")
+        for spots, file in self.elsewhere:
+            found = spots.get(bare) or spots.get(key)
+            if found:
+                return message, f"`{bare}` belongs in {file}, under {_listed(found)}."
+        meant = closest_name(key, allowed)
+        if meant:
+            return message, f"Did you mean '{meant}'?"
+        return message, f"Allowed here: {', '.join(allowed)}." if 0 < len(allowed) <= 12 else "Remove it."
+
+
+def _listed(spots: list[str]) -> str:
+    shown = [s if s == "the top level" else f"`{s}`" for s in spots[:3]]
+    return " or ".join(shown) + (" (and more)" if len(spots) > 3 else "")
