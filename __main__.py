@@ -13,7 +13,7 @@ STACK = pulumi.get_stack()
 try:
     fleet = load_fleet(PROJECT_DIR, STACK)
 except ConfigError as exc:
-    raise pulumi.RunError(f"{exc}\nSee: python -m llmfleet validate --stack {STACK}") from None
+    raise pulumi.RunError(f"{exc}\nSee: llmfleet validate --stack {STACK}") from None
 for warning in fleet.warnings:
     pulumi.log.warn(warning.format())
 

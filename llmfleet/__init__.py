@@ -11,6 +11,9 @@ cron path start fast: httpx and pydantic are not loaded until they are needed.
 import importlib as _importlib
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
+# The one place the version is written: pyproject.toml reads it from here.
+__version__ = "0.1.0"
+
 _EXPORTS = {
     "Alias": "_catalog",
     "Catalog": "_catalog",
@@ -41,7 +44,7 @@ _EXPORTS = {
     "load_catalog": "_load",
     "load_fleet": "_load",
     "load_stack_settings": "_load",
-    "stack_names": "_load",
+    "stack_names": "_project",
     "model_diff": "_model_diff",
     "ProbeTarget": "_probe",
     "probe": "_probe",
@@ -133,8 +136,9 @@ if _TYPE_CHECKING:  # what type checkers and IDEs see
     from ._errors import ConfigError, LlmfleetError, Problem, format_key_path
     from ._gateway_config import backend_root, gateway_config, render_gateway_config
     from ._http import Limits
-    from ._load import Fleet, load_catalog, load_fleet, load_stack_settings, stack_names
+    from ._load import Fleet, load_catalog, load_fleet, load_stack_settings
     from ._model_diff import model_diff
     from ._probe import ProbeTarget, probe, probe_declared, probe_targets
+    from ._project import stack_names
     from ._report import CheckResult, Report, Verdict
     from ._stack import BuildSpec, Gateway, Host, Images, Placement, StackSettings

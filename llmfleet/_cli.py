@@ -1,21 +1,30 @@
-"""`python -m llmfleet`: validate, render, list and diff the models of a stack, check for drift, probe.
+"""`llmfleet` (or `python -m llmfleet`): validate, render, list and diff the models of a stack, check for drift, probe.
 
-Exit codes: 0 success (in sync, every name answers); 1 configuration errors, or the check could not
-check; 2 drift, or a name fails; 3 an unexpected crash (traceback written to a log file); 130 interrupted.
+Exit codes, the same for every command:
+  0    success: valid; in sync; every name answers
+  1    the configuration has errors, the check could not check, or an output could not be written
+  2    drift, or a declared name fails (never a usage error: cron and CI alert on 2)
+  3    an unexpected crash (the traceback is written to a log file)
+  64   usage: an unknown option, a missing or invalid argument (EX_USAGE)
+  130  interrupted
 Heavy modules (pydantic, httpx) are imported inside each command so `--help` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
 import os
 import sys
 import tempfile
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
+
+from . import __version__
 
 if TYPE_CHECKING:
     from ._errors import Problem
@@ -23,26 +32,74 @@ if TYPE_CHECKING:
     from ._report import Report
 
 DRIFT_FORMATS = ["text", "json", "markdown", "junit"]
+EXIT_USAGE = 64
+# Import name -> what to install, for the message when a dependency is missing.
+_DEPENDENCIES = {"pydantic": "pydantic", "pydantic_core": "pydantic", "yaml": "pyyaml", "httpx": "httpx"}
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m llmfleet", description=(__doc__ or "").splitlines()[0])
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a usage error exits 64: 2 means drift to every caller of `drift` and `probe`."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _seconds(minimum: float, inclusive: bool) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
+        if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
+            bound = f"at least {minimum:g}" if inclusive else f"more than {minimum:g}"
+            raise argparse.ArgumentTypeError(f"'{text}' is not a usable number of seconds: give {bound}")
+        return value
+
+    return parse
+
+
+_positive_seconds = _seconds(0, inclusive=False)
+_seconds_or_zero = _seconds(0, inclusive=True)
+
+
+def _gateway_url(text: str) -> str:
+    if not text.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"'{text}' is not an http:// or https:// URL")
+    if text.rstrip("/").endswith("/v1"):
+        raise argparse.ArgumentTypeError(
+            f"'{text}' ends in /v1: give the gateway's base URL ({text.rstrip('/')[: -len('/v1')]}); "
+            "llmfleet adds /v1/models and /v1/chat/completions itself"
+        )
+    return text
+
+
+def _parser(project_dir: Path = Path(".")) -> argparse.ArgumentParser:
+    from ._project import stack_names
+
+    known = stack_names(project_dir) if (project_dir / "stacks").is_dir() else []
+    stack_help = f"known stacks: {', '.join(known)}" if known else f"no stacks in {project_dir / 'stacks'} yet"
+    parser = _ArgumentParser(prog="llmfleet", description=(__doc__ or "").splitlines()[0].replace("`", ""),
+                             epilog="Exit codes: 0 ok, 1 errors or could not check, 2 drift or a name fails, "
+                             "3 crash, 64 usage, 130 interrupted.")  # fmt: skip
+    parser.add_argument("--version", action="version", version=f"llmfleet {__version__}")
     parser.add_argument("--project-dir", default=".", type=Path, help="the llmfleet project (default: .)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("validate", help="check stacks and their catalogs; report every problem")
-    p.add_argument("--stack", action="append", help="stack to check (repeatable; default: every stack)")
+    p.add_argument("--stack", action="append", help=f"stack to check (repeatable; default: every stack); {stack_help}")
     p.add_argument("--format", choices=["text", "github"], default="text", help="problem format")
 
     p = sub.add_parser("render", help="print the LiteLLM proxy config of a stack")
-    p.add_argument("--stack", required=True)
+    p.add_argument("--stack", required=True, help=stack_help)
 
     p = sub.add_parser("models", help="print the declared set: the names /v1/models must list")
-    p.add_argument("--stack", required=True)
-    p.add_argument("--json", action="store_true", help="a JSON list instead of one name a line")
+    p.add_argument("--stack", required=True, help=stack_help)
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="a JSON list instead of one name a line")
+    form.add_argument("--markdown", action="store_true", help="with --diff-against: a PR comment")
     p.add_argument("--diff-against", type=Path, metavar="PATH",
                    help="another checkout (e.g. the PR base): print `+ name`/`- name` and changed routes")  # fmt: skip
-    p.add_argument("--markdown", action="store_true", help="with --diff-against: a PR comment")
 
     p = sub.add_parser(
         "drift",
@@ -50,12 +107,13 @@ def _parser() -> argparse.ArgumentParser:
         description="Exit 0 in sync, 2 drift, 1 could not check. The master key is read from the "
         "environment and never printed.",
     )
-    _gateway_options(p)
+    _gateway_options(p, stack_help)
     p.add_argument("--backends", action="store_true", help="also check each backend reachable from here")
-    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+    p.add_argument("--wait", type=_seconds_or_zero, default=0.0, metavar="SECONDS",
                    help="poll until in sync or this many seconds have passed (after a deploy)")  # fmt: skip
-    p.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS", help="per request (default 5)")
-    p.add_argument("--deadline", type=float, default=20.0, metavar="SECONDS",
+    p.add_argument("--timeout", type=_positive_seconds, default=5.0, metavar="SECONDS",
+                   help="per request (default 5)")  # fmt: skip
+    p.add_argument("--deadline", type=_positive_seconds, default=20.0, metavar="SECONDS",
                    help="for one whole check (default 20)")  # fmt: skip
     _report_options(p)
 
@@ -65,21 +123,23 @@ def _parser() -> argparse.ArgumentParser:
         description="Exit 0 every name answers, 2 a name fails or answers only through a fallback, 1 could not "
         "check. The master key is read from the environment and never printed.",
     )
-    _gateway_options(p)
+    _gateway_options(p, stack_help)
     p.add_argument("--include-external", action="store_true",
                    help="also probe names served only by external (paid) providers")  # fmt: skip
     p.add_argument("--backends", action="store_true", help="also ask each local deployment reachable from here")
-    p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="per request (default 30)")
-    p.add_argument("--deadline", type=float, default=60.0, metavar="SECONDS",
+    p.add_argument("--timeout", type=_positive_seconds, default=30.0, metavar="SECONDS",
+                   help="per request (default 30)")  # fmt: skip
+    p.add_argument("--deadline", type=_positive_seconds, default=60.0, metavar="SECONDS",
                    help="for the whole probe (default 60)")  # fmt: skip
     _report_options(p)
     return parser
 
 
-def _gateway_options(p: argparse.ArgumentParser) -> None:
+def _gateway_options(p: argparse.ArgumentParser, stack_help: str) -> None:
     """The stack, and which gateway to reach with which key: the same for drift and probe."""
-    p.add_argument("--stack", required=True)
-    p.add_argument("--url", help="gateway base URL (default: the stack's gateway address)")
+    p.add_argument("--stack", required=True, help=stack_help)
+    p.add_argument("--url", type=_gateway_url,
+                   help="gateway base URL, without /v1 (default: the stack's gateway address)")  # fmt: skip
     p.add_argument("--key-env", default="LITELLM_MASTER_KEY", help="env var holding the master key")
 
 
@@ -93,24 +153,33 @@ def _report(problems: list[Problem], fmt: str, out: TextIO) -> None:
         print(problem.format_github() if fmt == "github" else problem.format(), file=out)
 
 
-def _load(project: Path, stack: str, fmt: str = "text") -> Fleet | None:
+def _load(
+    project: Path, stack: str, fmt: str = "text", *, warnings: bool = False, shown_as: Path | None = None
+) -> Fleet | None:
+    """Load a stack, printing its errors. Warnings are `validate`'s to show: repeated on every
+    render, models and drift run they would only be noise. `shown_as`: a prefix for the files
+    named in problems (another checkout's)."""
     from ._errors import ConfigError
     from ._load import load_fleet
 
     try:
         fleet = load_fleet(project, stack)
     except ConfigError as exc:
-        _report(exc.problems, fmt, sys.stderr)
-        errors = sum(p.severity == "error" for p in exc.problems)
+        problems = exc.problems if shown_as is None else [
+            dataclasses.replace(p, file=str(shown_as / p.file)) for p in exc.problems
+        ]  # fmt: skip
+        _report([p for p in problems if warnings or p.severity == "error"], fmt, sys.stderr)
+        errors = sum(p.severity == "error" for p in problems)
         print(f"stack '{stack}': {errors} error(s); nothing was changed.", file=sys.stderr)
         return None
-    _report(fleet.warnings, fmt, sys.stderr)
+    if warnings:
+        _report(fleet.warnings, fmt, sys.stderr)
     return fleet
 
 
 def _validate(args: argparse.Namespace) -> int:
     from ._declared import declared_models
-    from ._load import stack_names
+    from ._project import stack_names
 
     stacks = args.stack or stack_names(args.project_dir)
     if not stacks:
@@ -118,7 +187,7 @@ def _validate(args: argparse.Namespace) -> int:
         return 1
     failed = False
     for stack in stacks:
-        fleet = _load(args.project_dir, stack, args.format)
+        fleet = _load(args.project_dir, stack, args.format, warnings=True)
         if fleet is None:
             failed = True
             continue
@@ -143,6 +212,11 @@ def _render(args: argparse.Namespace) -> int:
 def _models(args: argparse.Namespace) -> int:
     from ._declared import declared_models
 
+    if args.markdown and args.diff_against is None:
+        return _usage("models", "--markdown needs --diff-against: it writes the diff as a PR comment")
+    if args.diff_against is not None and not (args.diff_against / "stacks").is_dir():
+        return _usage("models", f"--diff-against {args.diff_against} is not an llmfleet checkout "
+                      f"(no {args.diff_against / 'stacks'} directory); give the base checkout's root")  # fmt: skip
     fleet = _load(args.project_dir, args.stack)
     if fleet is None:
         return 1
@@ -150,14 +224,15 @@ def _models(args: argparse.Namespace) -> int:
         names = declared_models(fleet.catalog)
         print(json.dumps(names) if args.json else "\n".join(names))
         return 0
-    from ._load import stack_names
     from ._model_diff import diff_markdown, model_diff
+    from ._project import stack_names
 
+    base_dir: Path = args.diff_against
     base = None
-    if args.stack in stack_names(args.diff_against):  # a stack new in this change has no base
-        base_fleet = _load(args.diff_against, args.stack)
+    if args.stack in stack_names(base_dir):  # a stack new in this change has no base
+        base_fleet = _load(base_dir, args.stack, shown_as=base_dir)
         if base_fleet is None:
-            print(f"the base checkout {args.diff_against} does not load; fix it first", file=sys.stderr)
+            print(f"the base checkout {base_dir} does not load; fix it first", file=sys.stderr)
             return 1
         base = base_fleet.catalog
     lines = model_diff(base, fleet.catalog)
@@ -203,33 +278,66 @@ def _probe(args: argparse.Namespace) -> int:
 
 
 def _emit(report: Report, args: argparse.Namespace) -> int:
-    """Write a drift or probe report where asked, append it to a GitHub job summary, and exit with its code."""
+    """Write a drift or probe report where asked, append it to a GitHub job summary, and exit with its
+    code. A destination that cannot be written is said, and the report goes to stdout instead: the
+    exit code stays the check's (cron alerts on 2), never a crash."""
     from ._drift_report import FORMATS, as_markdown
 
     text = FORMATS[args.format](report)
+    written = False
     if args.output:
-        args.output.write_text(text)
-    else:
+        try:
+            args.output.write_text(text, encoding="utf-8")
+            written = True
+        except OSError as exc:
+            print(f"cannot write the report to {args.output}: {exc.strerror or exc}; writing it to stdout instead",
+                  file=sys.stderr)  # fmt: skip
+    if not written:
         sys.stdout.write(text)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
-        with open(summary, "a", encoding="utf-8") as fh:
-            fh.write(as_markdown(report))
+        try:
+            with open(summary, "a", encoding="utf-8") as fh:
+                fh.write(as_markdown(report))
+        except OSError as exc:
+            print(f"cannot append to GITHUB_STEP_SUMMARY ({summary}): {exc.strerror or exc}; "
+                  "the job summary is missing this report", file=sys.stderr)  # fmt: skip
     if args.output or args.format != "text":
         print(f"stack '{args.stack}': {report.summary}", file=sys.stderr)
     return report.exit_code
+
+
+def _usage(command: str, message: str) -> int:
+    print(f"llmfleet {command}: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 COMMANDS = {"validate": _validate, "render": _render, "models": _models, "drift": _drift, "probe": _probe}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # The project directory first, so that `--stack` help can list that project's stacks.
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--project-dir", default=".", type=Path)
+    project_dir = early.parse_known_args(argv)[0].project_dir
+    try:
+        args = _parser(project_dir).parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error (64)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as exc:
+        package = _DEPENDENCIES.get((exc.name or "").partition(".")[0])
+        if package is None:
+            raise
+        print(f"llmfleet needs the Python package '{package}', which this Python ({sys.executable}) does not have. "
+              "Install llmfleet with its dependencies: pip install -r requirements.txt -c constraints.txt "
+              "(from the project directory), or pip install <path to the project>.", file=sys.stderr)  # fmt: skip
+        return 1
     except Exception:  # noqa: BLE001 - last resort: keep the traceback, show a short message
         fd, log = tempfile.mkstemp(prefix="llmfleet-crash-", suffix=".log")
         with os.fdopen(fd, "w") as fh:

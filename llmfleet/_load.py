@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from ._catalog import Catalog
 from ._checks import check
 from ._errors import ConfigError, Problem
+from ._project import stack_names
 from ._schema_errors import SchemaErrors, places
 from ._stack import BuildSpec, StackFile, StackSettings
 from ._yaml import SourceMap, parse_yaml
@@ -65,10 +66,6 @@ def inside_project(project: Path, relative: str) -> Path | None:
     root = project.resolve()
     target = (root / relative).resolve()
     return target if target.is_relative_to(root) else None
-
-
-def stack_names(project_dir: Path) -> list[str]:
-    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in (project_dir / "stacks").glob("Pulumi.*.yaml"))
 
 
 def load_stack_settings(

@@ -60,7 +60,7 @@ def violation_message(report: Report) -> str:
         stack = report.stack or "<stack>"
         return (
             f"{where} does not serve the declared models after {report.attempts} check(s): {'; '.join(parts)}. "
-            f"Run `python -m llmfleet drift --stack {stack} --backends` to see why."
+            f"Run `llmfleet drift --stack {stack} --backends` to see why."
         )
     return (f"could not check {where}: {gateway.verdict.value}: {gateway.detail}. A deploy whose gateway cannot "
             "be checked is not known to be in sync.")  # fmt: skip
@@ -126,7 +126,7 @@ def probe_violation(report: Report) -> str:
     parts = "; ".join(f"{c.target}: {c.verdict.value}: {c.detail}" for c in bad)
     return (
         f"the gateway at {report.gateway_url} lists every declared model, but not every one answers a request: "
-        f"{parts}. Run `python -m llmfleet probe --stack {report.stack or '<stack>'} --backends` to see why."
+        f"{parts}. Run `llmfleet probe --stack {report.stack or '<stack>'} --backends` to see why."
     )
 
 

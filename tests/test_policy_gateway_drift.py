@@ -59,7 +59,7 @@ def test_missing_and_undeclared_models_are_named(gateway: StandIn) -> None:
     assert validate([resource(props(gateway))]) == [(
         f"the gateway at {gateway.url} does not serve the declared models after 1 check(s): "
         "missing (declared, not listed): gemma-3-1b; not declared (listed): gpt-4o. "
-        "Run `python -m llmfleet drift --stack prod --backends` to see why.",
+        "Run `llmfleet drift --stack prod --backends` to see why.",
         URN,
     )]  # fmt: skip
 
@@ -186,7 +186,7 @@ def test_a_listed_name_that_does_not_answer_is_a_violation(gateway: StandIn) -> 
     assert message == (
         f"the gateway at {gateway.url} lists every declared model, but not every one answers a request: "
         "gemma-3-1b: fails: HTTP 500: litellm.APIConnectionError: gemma-3-1b is down. "
-        "Run `python -m llmfleet probe --stack prod --backends` to see why."
+        "Run `llmfleet probe --stack prod --backends` to see why."
     )
 
 

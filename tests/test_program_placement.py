@@ -106,5 +106,5 @@ def test_a_broken_catalog_stops_the_program_with_its_problems(monkeypatch: pytes
     (broken / "__main__.py").write_text((Path(__file__).parent.parent / "__main__.py").read_text())
     monkeypatch.syspath_prepend(str(Path(__file__).parent.parent))
     with pytest.raises(Exception, match=r"config/catalog.yaml:\d+:\d+: error: providers.vllm.served_name: 'q\*' is a "
-                                        r"wildcard[\s\S]*python -m llmfleet validate --stack dev"):  # fmt: skip
+                                        r"wildcard[\s\S]*llmfleet validate --stack dev"):  # fmt: skip
         run_program("dev", {"llmfleet:masterKey": "k"}, ["llmfleet:masterKey"], monkeypatch=monkeypatch)
