@@ -21,8 +21,11 @@ from llmfleet import (
     probe_targets,
     render_gateway_config,
 )
+from llmfleet._front_proxy import FrontProxySettings
 
 from .docker_host import DockerHost, DockerHostArgs
+from .front_proxy import FrontProxy, FrontProxyArgs
+from .gateway import PORT as GATEWAY_PORT
 from .gateway import Gateway, GatewayArgs
 from .llama_cpp import LlamaCppServer, LlamaCppServerArgs
 from .llama_cpp_python import LlamaCppPythonServer, LlamaCppPythonServerArgs
@@ -43,6 +46,7 @@ class FleetSecrets:
 @dataclass
 class DeployedFleet:
     gateway: Gateway
+    front_proxy: FrontProxy
     hosts: dict[str, DockerHost]
     servers: dict[str, Server]
     endpoints: dict[str, str]  # how the gateway reaches each provider
@@ -81,6 +85,15 @@ def deploy_fleet(fleet: Fleet, secrets: FleetSecrets, project_dir: Path) -> Depl
             backends.extend(server.models.values())
 
     gw = hosts[gateway_host]
+    front_proxy = FrontProxy(
+        "front",
+        FrontProxyArgs(
+            image=settings.images.haproxy,
+            placement=Placement(stack, gateway_host, gw.network_name, gw.provider, settings.gateway.bind),
+            port=settings.gateway.port,
+            settings=FrontProxySettings(stack=stack, gateway_port=GATEWAY_PORT),
+        ),
+    )
     gateway = Gateway(
         "gateway",
         GatewayArgs(
@@ -89,15 +102,14 @@ def deploy_fleet(fleet: Fleet, secrets: FleetSecrets, project_dir: Path) -> Depl
             declared_models=declared_models(catalog),
             probe_models=[t.name for t in probe_targets(catalog) if not t.external],
             master_key=secrets.master_key,
-            placement=Placement(stack, gateway_host, gw.network_name, gw.provider, settings.gateway.bind),
-            port=settings.gateway.port,
+            placement=Placement(stack, gateway_host, gw.network_name, gw.provider, None),
             url=settings.gateway_url,
             api_keys={k: secrets.api_keys[k] for k in required_api_keys(fleet)},
             backends=backends,
         ),
     )
     endpoints = {name: backend_root(fleet, name) for name in catalog.local_providers()}
-    return DeployedFleet(gateway, hosts, servers, endpoints)
+    return DeployedFleet(gateway, front_proxy, hosts, servers, endpoints)
 
 
 def _server(

@@ -1,6 +1,7 @@
 """The LiteLLM gateway: the rendered config uploaded into the container, the master key from a
-stack secret as an environment variable, published only on the stack's bind address, started
-after every backend it routes to is healthy and every Ollama pull is done."""
+stack secret as an environment variable, started after every backend it routes to is healthy and
+every Ollama pull is done. It publishes no port: clients reach it through the front proxy, which
+finds it by its network alias, so a catalog change replaces it new-first with nothing dropped."""
 
 from __future__ import annotations
 
@@ -10,10 +11,24 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_docker as docker
 
-from .server_container import ContainerSpec, Placement, pulled_image, python_http_check, secret_env, server_container
+from llmfleet._front_proxy import GATEWAY_ALIAS, READY_FOR_S
+
+from .server_container import (
+    ContainerSpec,
+    Placement,
+    pulled_image,
+    python_check,
+    readiness_probe,
+    secret_env,
+    server_container,
+)
 
 CONFIG_PATH = "/app/config.yaml"
-PORT = 4000  # inside the container; the stack chooses the published port
+PORT = 4000  # inside the container; clients use the front proxy's published port
+# Readiness needs no key and calls no backend (/health would send completions); it answers 503
+# once LiteLLM is shutting down. The front proxy checks the same path.
+READINESS_PATH = "/health/readiness"
+LIVENESS_PATH = "/health/liveliness"
 
 
 def gateway_spec() -> ContainerSpec:
@@ -21,8 +36,11 @@ def gateway_spec() -> ContainerSpec:
         kind="litellm",
         port=PORT,
         command=["--config", CONFIG_PATH, "--port", str(PORT)],
-        # Liveliness needs no key and does not call backends (/health would send completions).
-        healthcheck=python_http_check(f"http://127.0.0.1:{PORT}/health/liveliness", start_period_s=60),
+        # Healthy only once ready for READY_FOR_S: by then the front proxy routes to it, so
+        # Pulumi may stop the gateway it replaces (llmfleet/_front_proxy.py).
+        healthcheck=python_check(
+            readiness_probe(f"http://127.0.0.1:{PORT}{READINESS_PATH}", READY_FOR_S), start_period_s=60
+        ),
         wait_timeout_s=180,
     )
 
@@ -34,8 +52,7 @@ class GatewayArgs:
     declared_models: list[str]
     probe_models: list[str]  # declared names served by local deployments: the policy probes these
     master_key: pulumi.Input[str]
-    placement: Placement  # its publish_ip is the stack's bind address
-    port: int
+    placement: Placement  # publishes nothing: the front proxy holds the stack's address
     url: str
     api_keys: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     backends: Sequence[pulumi.Resource] = ()
@@ -61,7 +78,7 @@ class Gateway(pulumi.ComponentResource):
             extra_env=secret_env({"LITELLM_MASTER_KEY": args.master_key, **dict(sorted(args.api_keys.items()))}),
             uploads=[docker.ContainerUploadArgs(file=CONFIG_PATH, content=args.config_yaml)],
             depends_on=args.backends,
-            external_port=args.port,
+            rolling_alias=GATEWAY_ALIAS,
         )
         self.url = pulumi.Output.from_input(args.url)
         self.declared_models = pulumi.Output.from_input(list(args.declared_models))

@@ -36,11 +36,27 @@ class Healthcheck:
         )
 
 
-def python_http_check(url: str, start_period_s: int) -> Healthcheck:
+def http_probe(url: str) -> str:
+    """Python that exits 0 if `url` answers 2xx/3xx within 4 s."""
+    return f"import urllib.request as u; u.urlopen('{url}', timeout=4)"
+
+
+def readiness_probe(url: str, ready_for_s: float) -> str:
+    """Python that exits 0 only if `url` answers now and again `ready_for_s` later: a container
+    healthy by it has been ready for that long, which is what the front proxy needs to have seen
+    it (llmfleet/_front_proxy.py). Any error (refused, 503) exits non-zero."""
+    return (f"import time, urllib.request as u; u.urlopen('{url}', timeout=1.5); time.sleep({ready_for_s}); "
+            f"u.urlopen('{url}', timeout=1.5)")  # fmt: skip
+
+
+def python_check(probe: str, start_period_s: int) -> Healthcheck:
     """For images that run on Python but may lack curl/wget (vLLM, llama-cpp-python, LiteLLM)."""
-    probe = f"import urllib.request as u; u.urlopen('{url}', timeout=4)"
     shell = f'python3 -c "{probe}" || python -c "{probe}"'
     return Healthcheck(["CMD-SHELL", shell], start_period_s)
+
+
+def python_http_check(url: str, start_period_s: int) -> Healthcheck:
+    return python_check(http_probe(url), start_period_s)
 
 
 def secret_env(values: Mapping[str, pulumi.Input[str] | None]) -> pulumi.Output[list[str]] | None:
@@ -115,6 +131,26 @@ CONTAINER_CREATE_MARGIN_S = 300
 IMAGE_PULL_TIMEOUT_S = 60 * 60
 
 
+# How long each kind may take to stop before it is killed, in one place: a container's own
+# `stop_timeout` (docker stop, daemon restarts) and `destroy_grace_seconds` (Pulumi's delete and
+# replace). The latter matters most: terraform-provider-docker 4.5 `resourceDockerContainerDelete`
+# calls ContainerStop with destroy_grace_seconds, or 0 when unset, which kills the server at once
+# whatever stop_timeout says. A server that exits sooner frees its slot sooner.
+STOP_GRACE_S = {
+    # Finish the generations in flight (each server stops accepting first).
+    "ollama": 30,
+    "llama_cpp": 30,
+    "llama_cpp_python": 30,
+    # vLLM also tears down CUDA graphs and its engine process.
+    "vllm": 60,
+    # LiteLLM: uvicorn closes the listener, then waits for open requests up to
+    # GRACEFUL_SHUTDOWN_TIMEOUT (30 s by default); a margin beyond it so it is never cut short.
+    "litellm": 45,
+    # HAProxy's image stops it with SIGUSR1: a soft stop that lets open connections finish.
+    "haproxy": 30,
+}
+
+
 def create_timeout(seconds: int) -> pulumi.CustomTimeouts:
     """A create (and update) timeout of `seconds`, never below the provider's own default."""
     limit = f"{max(seconds, PROVIDER_DEFAULT_TIMEOUT_S)}s"
@@ -134,7 +170,10 @@ class ContainerSpec:
     mounts: list[Mount] = field(default_factory=list)
     gpus: GpuRequest | None = None
     ipc_host: bool = False
-    stop_timeout_s: int = 30
+
+    @property
+    def stop_grace_s(self) -> int:
+        return STOP_GRACE_S[self.kind]
 
     @property
     def create_timeout_s(self) -> int:
@@ -173,11 +212,21 @@ def server_container(
     uploads: list[docker.ContainerUploadArgs] | None = None,
     depends_on: Sequence[pulumi.Resource] = (),
     external_port: int | None = None,
+    alias: str | None = None,
+    rolling_alias: str | None = None,
 ) -> docker.Container:
-    """The container of one server: healthy before Pulumi moves on, replaced delete-first
-    (a fixed name and a GPU cannot be held by two containers at once)."""
+    """The container of one server, healthy before Pulumi moves on.
+
+    By default it is replaced delete-first: a fixed name, a published port or a GPU cannot be
+    held by two containers at once. With `rolling_alias` it is replaced create-first instead:
+    no fixed name (Pulumi auto-names it), no published port, and the alias shared by old and new
+    on the fleet network, for a front proxy to find both (the gateway). pulumi-docker asks the
+    engine for delete-first on every container (provider/resources.go, `docker_container`:
+    `DeleteBeforeReplace: true`), and the engine lets an explicit resource option override it
+    (pulumi/pulumi pkg/resource/deploy/step_generator.go: `if goal.DeleteBeforeReplace != nil`),
+    so create-first must be asked for explicitly. `alias`: the network alias, when not `name`."""
     ports = None
-    if placement.publish_ip:
+    if placement.publish_ip and rolling_alias is None:
         external = external_port or spec.port
         ports = [docker.ContainerPortArgs(internal=spec.port, external=external, ip=placement.publish_ip)]
     envs: pulumi.Input[Sequence[pulumi.Input[str]]] = spec.envs()
@@ -186,7 +235,7 @@ def server_container(
     return docker.Container(
         f"{name}-container",
         docker.ContainerArgs(
-            name=container_name(placement.stack, name),
+            name=None if rolling_alias else container_name(placement.stack, name),
             image=image_id,
             command=spec.command or None,
             envs=envs,
@@ -196,11 +245,14 @@ def server_container(
             restart="unless-stopped",
             **(spec.gpus.container_args() if spec.gpus else {}),
             ipc_mode="host" if spec.ipc_host else None,
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=placement.network, aliases=[name])],
+            networks_advanced=[
+                docker.ContainerNetworksAdvancedArgs(name=placement.network, aliases=[rolling_alias or alias or name])
+            ],
             ports=ports,
             volumes=[m.args() for m in spec.mounts] or None,
             uploads=uploads,
-            stop_timeout=spec.stop_timeout_s,
+            stop_timeout=spec.stop_grace_s,
+            destroy_grace_seconds=spec.stop_grace_s,
             labels=[
                 docker.ContainerLabelArgs(label=f"{LABEL_PREFIX}.stack", value=placement.stack),
                 docker.ContainerLabelArgs(label=f"{LABEL_PREFIX}.provider", value=name),
@@ -210,7 +262,7 @@ def server_container(
         opts=pulumi.ResourceOptions(
             parent=parent,
             provider=placement.provider,
-            delete_before_replace=True,
+            delete_before_replace=rolling_alias is None,
             depends_on=list(depends_on),
             custom_timeouts=create_timeout(spec.create_timeout_s),
         ),

@@ -52,7 +52,6 @@ def vllm_spec(p: VllmProvider, hf_cache: pulumi.Input[str], vllm_cache: pulumi.I
         mounts=[Mount(HF_CACHE, volume=hf_cache), Mount(VLLM_CACHE, volume=vllm_cache)],
         gpus=gpu_request(p.gpus),
         ipc_host=True,  # tensor-parallel workers share memory through /dev/shm
-        stop_timeout_s=60,
     )
 
 

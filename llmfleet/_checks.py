@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 from ._catalog import WILDCARD, Alias, Catalog, ExternalProvider, LocalProvider, VllmProvider
 from ._errors import KeyPath, Problem
+from ._front_proxy import FRONT_ALIAS, GATEWAY_ALIAS
 from ._stack import BuildSpec, StackSettings
 from ._yaml import SourceMap
 
@@ -63,6 +64,7 @@ class _Checker:
         self.fallbacks("fallbacks")
         self.fallbacks("context_window_fallbacks")
         self.placement()
+        self.reserved_names()
         self.ports()
         self.gpu_budget()
         self.images()
@@ -352,6 +354,14 @@ class _Checker:
                     f"Set llmfleet:hosts.{host}.address to an IP or name of '{host}'.",
                 )
 
+    def reserved_names(self) -> None:
+        # Provider names are network aliases on the fleet network, beside the gateways' own.
+        for reserved in (GATEWAY_ALIAS, FRONT_ALIAS):
+            if reserved in self.catalog.local_providers():
+                self.error(self.cat, ("providers", reserved),
+                           f"'{reserved}' is a network alias llmfleet uses for the gateways and their front proxy",
+                           "reserved-name", "Rename the provider.")  # fmt: skip
+
     def ports(self) -> None:
         # Only published ports can clash: on the fleet's bridge network each container has its
         # own network namespace, so two unpublished servers may both listen on 8000.
@@ -431,7 +441,7 @@ class _Checker:
     def images(self) -> None:
         images = self.stack.images
         kinds = {p.kind for p in self.catalog.local_providers().values()}
-        for kind in [*sorted(kinds), "litellm"]:
+        for kind in [*sorted(kinds), "litellm", "haproxy"]:
             ref = getattr(images, kind)
             path = ("config", "llmfleet:images", kind)
             if ref is None:

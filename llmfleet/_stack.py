@@ -65,6 +65,8 @@ class Images(_Strict):
     llama_cpp: ImageRef | None = None
     llama_cpp_python: ImageRef | BuildSpec | None = None
     litellm: ImageRef = "ghcr.io/berriai/litellm:v1.108.7"
+    # The front proxy: Docker's official HAProxy image, LTS branch.
+    haproxy: ImageRef = "haproxy:3.0.5"
 
 
 class Secure(_Strict):

@@ -71,18 +71,19 @@ def _wait_ready(url: str, proc: subprocess.Popen, log_path: Path) -> None:
     raise RuntimeError(f"LiteLLM not ready within {STARTUP_DEADLINE} s:\n{log_path.read_text()[-3000:]}")
 
 
-def stop_process(proc: subprocess.Popen) -> None:
-    """SIGTERM the process group, then SIGKILL it if it has not gone within 10 s."""
+def stop_process(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """SIGTERM the process group, then SIGKILL it if it has not gone within `grace_s` (0: at once)."""
     if proc.poll() is not None:
         return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
+    if grace_s > 0:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=grace_s)
+            return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
 
 
 def listed_models(url: str, master_key: str = MASTER_KEY) -> list[str]:

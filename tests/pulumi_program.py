@@ -43,6 +43,7 @@ class EngineRequest:
     dependencies: list[str]  # URNs
     property_dependencies: dict[str, list[str]]  # input name -> URNs it was computed from
     delete_before_replace: bool
+    delete_before_replace_defined: bool  # False: the provider decides (pulumi-docker: delete-first)
     custom_timeouts: dict[str, str]  # create/update/delete -> Go duration, when set
     retain_on_delete: bool
 
@@ -60,6 +61,7 @@ class RecordingMonitor(MockMonitor):
             dependencies=list(request.dependencies),
             property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
             delete_before_replace=request.deleteBeforeReplace,
+            delete_before_replace_defined=request.deleteBeforeReplaceDefined,
             custom_timeouts={k: v for k in ("create", "update", "delete") if (v := getattr(timeouts, k))},
             retain_on_delete=request.retainOnDelete,
         )

@@ -11,6 +11,7 @@ from components.llama_cpp_python import build_triggers, llama_cpp_python_env
 from components.ollama import ollama_spec
 from components.server_container import gpu_request
 from components.vllm import vllm_command, vllm_spec
+from llmfleet._front_proxy import READY_FOR_S
 
 
 def test_vllm_command_passes_every_knob_and_the_served_name() -> None:
@@ -75,10 +76,13 @@ def test_gpu_request_shapes() -> None:
     assert gpu_request([1, 1]).device_ids == ("1",)
 
 
-def test_gateway_uses_liveliness_not_health() -> None:
+def test_gateway_is_healthy_once_ready_for_long_enough_never_through_health() -> None:
+    # /health would send a completion to every backend; readiness answers 503 while shutting down.
     spec = gateway_spec()
     assert spec.command == ["--config", "/app/config.yaml", "--port", "4000"]
-    assert "/health/liveliness" in spec.healthcheck.tests[1]
+    check = spec.healthcheck.tests[1]
+    assert check.count("u.urlopen('http://127.0.0.1:4000/health/readiness', timeout=1.5)") == 4  # python3 || python
+    assert f"time.sleep({READY_FOR_S})" in check and "/health'" not in check
 
 
 def test_image_build_rebuilds_when_the_context_changes(tmp_path: Path) -> None:

@@ -105,8 +105,15 @@ def test_the_stack_chooses_the_cuda_architectures_and_a_change_rebuilds(run: Run
     assert set(image["triggers"]) == {"context", "CUDA_ARCHITECTURES"}
 
 
-def test_containers_are_replaced_delete_first(run: Run) -> None:
-    assert all(run.request(CONTAINER, r.name).delete_before_replace for r in run.of_type(CONTAINER))
+def test_servers_are_replaced_delete_first_and_the_gateway_create_first(run: Run) -> None:
+    for r in run.of_type(CONTAINER):
+        request = run.request(CONTAINER, r.name)
+        assert (request.delete_before_replace_defined, request.delete_before_replace) == (
+            True,
+            r.name != "gateway-container",
+        ), r.name
+    gateway = run.one(CONTAINER, "gateway-container").inputs
+    assert "name" not in gateway and "ports" not in gateway
 
 
 def test_several_gpus_are_a_device_request_never_a_gpus_string(run: Run) -> None:

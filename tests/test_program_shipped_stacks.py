@@ -6,6 +6,8 @@ import pytest
 import yaml
 
 import llmfleet
+from components.server_container import STOP_GRACE_S
+from llmfleet._front_proxy import FRONT_ALIAS, GATEWAY_ALIAS, FrontProxySettings, front_proxy_config
 
 from .pulumi_program import PROJECT, Run, plain_strings, resolve, run_program
 
@@ -45,15 +47,21 @@ def env(inputs: dict) -> dict[str, str]:
     return dict(e.split("=", 1) for e in plain_strings(inputs.get("envs", [])))
 
 
-def test_one_container_per_provisioned_provider_and_the_gateway(run: Run, fleet: llmfleet.Fleet, stack: str) -> None:
-    assert set(containers(run)) == {*fleet.catalog.local_providers(), "gateway"}
+def test_one_container_per_provisioned_provider_the_gateway_and_its_front_proxy(
+    run: Run, fleet: llmfleet.Fleet, stack: str
+) -> None:
+    assert set(containers(run)) == {*fleet.catalog.local_providers(), "gateway", "front"}
+    aliases = {"gateway": GATEWAY_ALIAS, "front": FRONT_ALIAS}
     for name, inputs in containers(run).items():
-        assert inputs["name"] == f"llmfleet-{stack}-{name}"
         image = run.one(IMAGE, f"{name}-image").inputs
         assert inputs["image"].startswith("sha256:"), "image must be RemoteImage.image_id, not a name"
         assert image["keepLocally"] is True
-        assert inputs["networksAdvanced"] == [{"name": f"llmfleet-{stack}", "aliases": [name]}]
+        assert inputs["networksAdvanced"] == [{"name": f"llmfleet-{stack}", "aliases": [aliases.get(name, name)]}]
         assert inputs["restart"] == "unless-stopped"
+        if name == "gateway":  # auto-named (pulumi-docker SetAutonaming): old and new coexist in a roll
+            assert "name" not in inputs
+        else:
+            assert inputs["name"] == f"llmfleet-{stack}-{name}"
 
 
 def test_images_are_the_stacks_pinned_ones(run: Run, fleet: llmfleet.Fleet) -> None:
@@ -68,10 +76,31 @@ def test_images_are_the_stacks_pinned_ones(run: Run, fleet: llmfleet.Fleet) -> N
         else:
             assert image["name"] == expected
     assert run.one(IMAGE, "gateway-image").inputs["name"] == images.litellm
+    assert run.one(IMAGE, "front-image").inputs["name"] == images.haproxy
 
 
-def test_every_container_is_replaced_delete_first(run: Run) -> None:
-    assert run.options and all(opts.delete_before_replace for opts in run.options.values())
+def test_every_container_but_the_gateway_is_replaced_delete_first(run: Run) -> None:
+    # Said explicitly either way: pulumi-docker asks for delete-first on every container, and only
+    # an explicit option overrides it (pulumi/pulumi step_generator.go).
+    for name in containers(run):
+        request = run.request(CONTAINER, f"{name}-container")
+        assert request.delete_before_replace_defined, name
+        assert request.delete_before_replace == (name != "gateway"), name
+
+
+def test_every_container_stops_gracefully_with_its_kinds_grace(run: Run) -> None:
+    for name, inputs in containers(run).items():
+        kind = next(label["value"] for label in inputs["labels"] if label["label"] == "llmfleet.kind")
+        assert inputs["destroyGraceSeconds"] == inputs["stopTimeout"] == STOP_GRACE_S[kind], name
+    # Beyond LiteLLM's own graceful shutdown (GRACEFUL_SHUTDOWN_TIMEOUT, 30 s by default).
+    assert containers(run)["gateway"]["destroyGraceSeconds"] > 30
+
+
+def test_the_front_proxy_config_depends_on_the_stack_never_on_the_catalog(run: Run, stack: str) -> None:
+    [upload] = containers(run)["front"]["uploads"]
+    assert upload["file"] == "/usr/local/etc/haproxy/haproxy.cfg"
+    assert upload["content"] == front_proxy_config(FrontProxySettings(stack=stack, gateway_port=4000))
+    assert f"server-template gateway 4 {GATEWAY_ALIAS}:4000" in upload["content"]
 
 
 def test_gpus_exactly_where_the_catalog_asks(run: Run, fleet: llmfleet.Fleet) -> None:
@@ -117,10 +146,10 @@ def test_every_backend_has_a_healthcheck_and_is_waited_for(run: Run) -> None:
         assert inputs["waitTimeout"] >= 120
 
 
-def test_no_port_is_published_but_the_gateways_on_its_bind_address(run: Run, fleet: llmfleet.Fleet) -> None:
+def test_no_port_is_published_but_the_front_proxys_on_the_gateway_address(run: Run, fleet: llmfleet.Fleet) -> None:
     published = {name: inputs["ports"] for name, inputs in containers(run).items() if inputs.get("ports")}
     assert published == {
-        "gateway": [{"internal": 4000, "external": fleet.stack.gateway.port, "ip": fleet.stack.gateway.bind}]
+        "front": [{"internal": 8080, "external": fleet.stack.gateway.port, "ip": fleet.stack.gateway.bind}]
     }
 
 
@@ -137,7 +166,7 @@ def test_gateway_config_names_equal_the_declared_set(run: Run, fleet: llmfleet.F
 
 def test_gateway_starts_after_backends_and_pulls(run: Run) -> None:
     depends = run.options["gateway-container"].depends_on
-    backends = [c for n, c in run.containers.items() if n != "gateway-container"]
+    backends = [c for n, c in run.containers.items() if n not in ("gateway-container", "front-container")]
     assert all(c in depends for c in backends)
     pulls = [d for d in depends if type(d).__name__ == "OllamaModel"]
     assert len(pulls) == len(run.of_type(DYNAMIC))

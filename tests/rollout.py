@@ -1,0 +1,325 @@
+"""A gateway roll on loopback, as Docker and Pulumi perform it, with the real pieces.
+
+- HAProxy (Debian's package) runs the front proxy config llmfleet renders, pointed at a DNS stub;
+- the stub plays Docker's embedded DNS (127.0.0.11): it answers the gateway alias with every
+  gateway "container" that exists, from the moment it starts, healthy or not;
+- each gateway is a real LiteLLM proxy on its own loopback address (127.0.0.2, 127.0.0.3: one
+  address per container, one port for all, as on a Docker network);
+- "healthy" is the gateway container's own health check command, run as Docker runs it;
+- a load generator sends chat completions at a fixed rate and records every failure.
+
+Used by tests/test_gateway_rollout.py and bench/catalog_change.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+import httpx
+
+from llmfleet._front_proxy import GATEWAY_ALIAS, FrontProxySettings, front_proxy_config
+
+from .litellm_proxy import LITELLM, MASTER_KEY, proxy_env, stop_process
+
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+GATEWAY_ADDRESSES = ("127.0.0.2", "127.0.0.3")
+START_DEADLINE_S = 120.0
+
+
+def free_port_on(*addresses: str) -> int:
+    """A port free on every one of `addresses`."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind((addresses[0], 0))
+            port = s.getsockname()[1]
+        try:
+            for address in addresses[1:]:
+                with socket.socket() as s:
+                    s.bind((address, port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError(f"no port free on all of {addresses}")
+
+
+class DnsStub:
+    """Answers A queries for the gateway alias with the current addresses, as Docker's DNS does."""
+
+    def __init__(self, name: str = GATEWAY_ALIAS) -> None:
+        self.name = name.rstrip(".") + "."
+        self.addresses: list[str] = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                wire, peer = self.sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with contextlib.suppress(Exception):  # a malformed query is dropped, as a server would
+                self.sock.sendto(self._answer(dns.message.from_wire(wire)).to_wire(), peer)
+
+    def _answer(self, query: dns.message.Message) -> dns.message.Message:
+        response = dns.message.make_response(query)
+        response.flags |= dns.flags.RA
+        question = query.question[0]
+        if question.name.to_text().lower() != self.name:
+            response.set_rcode(dns.rcode.NXDOMAIN)
+        elif question.rdtype == dns.rdatatype.A and self.addresses:
+            response.answer.append(dns.rrset.from_text(self.name, 0, "IN", "A", *self.addresses))
+        return response  # AAAA, or no gateway yet: NOERROR with no answer
+
+    def close(self) -> None:
+        self._stop.set()
+        self.sock.close()
+        self._thread.join(timeout=2)
+
+
+@dataclass
+class Gateway:
+    address: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}:{self.port}"
+
+
+def start_gateway(config: Path, address: str, port: int, workdir: Path) -> Gateway:
+    """A LiteLLM proxy on `address:port`; returns at once, as `docker run` does."""
+    log = workdir / f"litellm-{address}-{time.monotonic_ns()}.log"
+    with log.open("wb") as out:
+        argv = [LITELLM, "--config", str(config), "--host", address, "--port", str(port)]
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=proxy_env(), start_new_session=True)
+    return Gateway(address, port, proc, log)
+
+
+def wait_healthy(gateway: Gateway, check: list[str], interval_s: float = 1.0) -> None:
+    """Run the container's health check command until it passes, as Docker does (start_interval)."""
+    deadline = time.monotonic() + START_DEADLINE_S
+    while time.monotonic() < deadline:
+        if gateway.proc.poll() is not None:
+            raise RuntimeError(f"LiteLLM exited with {gateway.proc.returncode}:\n{gateway.log.read_text()[-3000:]}")
+        if subprocess.run(check, capture_output=True, timeout=30).returncode == 0:
+            return
+        time.sleep(interval_s)
+    raise RuntimeError(f"the gateway at {gateway.url} was not healthy within {START_DEADLINE_S} s")
+
+
+def stop_gracefully(gateway: Gateway, grace_s: float) -> None:
+    """What pulumi-docker's delete does with destroy_grace_seconds: the stop signal, then SIGKILL."""
+    stop_process(gateway.proc, grace_s)
+
+
+def kill(gateway: Gateway) -> None:
+    """What pulumi-docker's delete does without destroy_grace_seconds: ContainerStop with timeout 0."""
+    stop_process(gateway.proc, 0)
+
+
+@contextlib.contextmanager
+def running_haproxy(config_text: str, workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
+    config = workdir / "haproxy.cfg"
+    config.write_text(config_text)
+    check = subprocess.run([HAPROXY, "-c", "-f", str(config)], capture_output=True, text=True, timeout=30)
+    if check.returncode != 0:
+        raise RuntimeError(f"haproxy refused the config:\n{check.stdout}{check.stderr}")
+    log = workdir / "haproxy.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([HAPROXY, "-db", "-f", str(config)], stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
+    try:
+        yield proc
+    finally:
+        stop_process(proc)
+
+
+def front_proxy_settings(dns: DnsStub, listen_port: int, gateway_port: int) -> FrontProxySettings:
+    return FrontProxySettings(stack="test", gateway_port=gateway_port, listen=f"127.0.0.1:{listen_port}",
+                              nameserver=dns.address)  # fmt: skip
+
+
+@dataclass
+class LoadResult:
+    sent: int = 0
+    failures: list[str] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+
+    @property
+    def p99(self) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else 0.0
+
+
+class Load:
+    """Chat completions at `rate` per second against `url`, in a thread, until stopped."""
+
+    def __init__(self, url: str, model: str, rate: float, timeout_s: float = 60.0) -> None:
+        self.url, self.model, self.rate, self.timeout_s = url, model, rate, timeout_s
+        self.result = LoadResult()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.timeout_s + 10)
+
+    async def _run(self) -> None:
+        headers = {"Authorization": f"Bearer {MASTER_KEY}"}
+        body = {"model": self.model, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1}
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=0)  # a new connection each time
+        async with httpx.AsyncClient(timeout=self.timeout_s, limits=limits, headers=headers) as client:
+            tasks: list[asyncio.Task[None]] = []
+            started = time.monotonic()
+            while not self._stop.is_set():
+                tasks.append(asyncio.create_task(self._one(client, body)))
+                self.result.sent += 1
+                await asyncio.sleep(max(0.0, started + self.result.sent / self.rate - time.monotonic()))
+            await asyncio.gather(*tasks)
+
+    async def _one(self, client: httpx.AsyncClient, body: dict[str, object]) -> None:
+        started = time.monotonic()
+        try:
+            response = await client.post(f"{self.url}/v1/chat/completions", json=body)
+            if response.status_code != 200:
+                self.result.failures.append(f"{response.status_code}: {response.text[:200]}")
+        except httpx.HTTPError as exc:
+            self.result.failures.append(f"{type(exc).__name__}: {exc}")
+        self.result.latencies.append(time.monotonic() - started)
+
+
+def python_check(code: str) -> list[str]:
+    """The gateway's health check command (CMD-SHELL python3 -c ...), run with this Python."""
+    return [sys.executable, "-c", code]
+
+
+# -- the two ways a catalog change reaches the gateway, under load ------------------------------
+
+CATALOG = "providers:\n  ollama: {{kind: ollama, port: {port}, models: [{model}]}}\n"
+MODEL = "tiny"
+
+
+@contextlib.contextmanager
+def gateway_config(workdir: Path) -> Iterator[Path]:
+    """A rendered LiteLLM config routing MODEL to a stand-in Ollama on loopback (see test_routes_real_servers)."""
+    import llmfleet
+
+    from .fleetdir import BASE_STACK, write_project
+    from .standins import serve_ollama, standins
+
+    stack = BASE_STACK + (
+        "  llmfleet:hosts:\n    gw: {}\n    box: {docker: 'unix:///unused', address: 127.0.0.1}\n"
+        "  llmfleet:gateway: {host: gw}\n  llmfleet:providers:\n    ollama: {host: box}\n"
+    )
+    with standins(1) as (ollama,):
+        serve_ollama(ollama, [MODEL])
+        project = write_project(workdir / "project", CATALOG.format(port=ollama.port, model=MODEL), stack)
+        config = workdir / "litellm.yaml"
+        config.write_text(llmfleet.render_gateway_config(llmfleet.load_fleet(project, "test")))
+        yield config
+
+
+def readiness_check(gateway: Gateway) -> list[str]:
+    from components.gateway import READINESS_PATH
+    from components.server_container import readiness_probe
+    from llmfleet._front_proxy import READY_FOR_S
+
+    return python_check(readiness_probe(f"{gateway.url}{READINESS_PATH}", READY_FOR_S))
+
+
+def roll(workdir: Path, replacements: int, rate: float, grace_s: float) -> LoadResult:
+    """Replace the gateway `replacements` times behind the front proxy, as `pulumi up` does now:
+    start the new one (in DNS at once), wait until it is healthy, stop the old one gracefully."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port, front = free_port_on(*GATEWAY_ADDRESSES), free_port_on("127.0.0.1")
+    dns = DnsStub()
+    live: list[Gateway] = []
+    try:
+        with gateway_config(workdir) as config:
+            live.append(start_gateway(config, GATEWAY_ADDRESSES[0], port, workdir))
+            dns.addresses = [GATEWAY_ADDRESSES[0]]
+            wait_healthy(live[0], readiness_check(live[0]))
+            with running_haproxy(front_proxy_config(front_proxy_settings(dns, front, port)), workdir):
+                wait_routes(f"http://127.0.0.1:{front}")
+                with Load(f"http://127.0.0.1:{front}", MODEL, rate) as load:
+                    for i in range(replacements):
+                        old, address = live[-1], GATEWAY_ADDRESSES[(i + 1) % 2]
+                        live.append(start_gateway(config, address, port, workdir))
+                        dns.addresses = [old.address, address]  # Docker's DNS: from container start
+                        wait_healthy(live[-1], readiness_check(live[-1]))
+                        stop_gracefully(old, grace_s)
+                        dns.addresses = [address]  # the container is removed
+                    time.sleep(2)
+                return load.result
+    finally:
+        for gateway in live:
+            stop_process(gateway.proc)
+        dns.close()
+
+
+def restart_in_place(workdir: Path, restarts: int, rate: float) -> LoadResult:
+    """The baseline, as `pulumi up` did before: one gateway with a fixed name and published port,
+    deleted first (stopped with a 0-second grace), then created again at the same address."""
+    from components.gateway import LIVENESS_PATH
+    from components.server_container import http_probe
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port_on(GATEWAY_ADDRESSES[0])
+    live: list[Gateway] = []
+    try:
+        with gateway_config(workdir) as config:
+            live.append(start_gateway(config, GATEWAY_ADDRESSES[0], port, workdir))
+            url = live[0].url
+            old_check = python_check(http_probe(f"{url}{LIVENESS_PATH}"))  # the gateway's check before
+            wait_healthy(live[0], old_check)
+            with Load(url, MODEL, rate) as load:
+                for _ in range(restarts):
+                    kill(live[-1])
+                    live.append(start_gateway(config, GATEWAY_ADDRESSES[0], port, workdir))
+                    wait_healthy(live[-1], old_check)
+                time.sleep(2)
+            return load.result
+    finally:
+        for gateway in live:
+            stop_process(gateway.proc)
+
+
+def wait_routes(url: str, deadline_s: float = 30.0) -> None:
+    """Until one chat completion through `url` answers (HAProxy has resolved and checked a gateway)."""
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1}
+    headers = {"Authorization": f"Bearer {MASTER_KEY}"}
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.post(f"{url}/v1/chat/completions", json=body, headers=headers, timeout=10).status_code == 200:
+                return
+        time.sleep(0.25)
+    raise RuntimeError(f"nothing routes through {url} within {deadline_s} s")
