@@ -45,6 +45,11 @@ class _ArgumentParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
+class _Lenient(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise ValueError(message)
+
+
 def _seconds(minimum: float, inclusive: bool) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
@@ -317,10 +322,14 @@ COMMANDS = {"validate": _validate, "render": _render, "models": _models, "drift"
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # The project directory first, so that `--stack` help can list that project's stacks.
-    early = argparse.ArgumentParser(add_help=False)
+    # The project directory first, so that `--stack` help can list that project's stacks. This
+    # pass never exits (argparse would, with 2): a bad --project-dir is the full parser's to report.
+    early = _Lenient(add_help=False)
     early.add_argument("--project-dir", default=".", type=Path)
-    project_dir = early.parse_known_args(argv)[0].project_dir
+    try:
+        project_dir = early.parse_known_args(argv)[0].project_dir
+    except ValueError:
+        project_dir = Path(".")
     try:
         args = _parser(project_dir).parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error (64)

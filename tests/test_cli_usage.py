@@ -59,6 +59,8 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
         (["models", "--stack", "test", "--markdown"], "--markdown needs --diff-against"),
         (["models", "--stack", "test", "--json", "--markdown"], "not allowed with argument"),
         ([], "the following arguments are required: COMMAND"),
+        (["validate", "--project-dir"], "unrecognized arguments: --project-dir"),
+        (["--project-dir"], "argument --project-dir: expected one argument"),
     ],
 )  # fmt: skip
 def test_usage_errors_exit_64_never_2(
