@@ -5,6 +5,7 @@ finds it by its network alias, so a catalog change replaces it new-first with no
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -38,8 +39,10 @@ def gateway_spec() -> ContainerSpec:
         command=["--config", CONFIG_PATH, "--port", str(PORT)],
         # Healthy only once ready for READY_FOR_S: by then the front proxy routes to it, so
         # Pulumi may stop the gateway it replaces (llmfleet/_front_proxy.py).
-        healthcheck=python_check(
-            readiness_probe(f"http://127.0.0.1:{PORT}{READINESS_PATH}", READY_FOR_S), start_period_s=60
+        # Two probes READY_FOR_S apart, each up to 1.5 s: more than the default 5 s timeout allows.
+        healthcheck=dataclasses.replace(
+            python_check(readiness_probe(f"http://127.0.0.1:{PORT}{READINESS_PATH}", READY_FOR_S), start_period_s=60),
+            timeout_s=10,
         ),
         wait_timeout_s=180,
     )

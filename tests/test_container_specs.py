@@ -83,6 +83,7 @@ def test_gateway_is_healthy_once_ready_for_long_enough_never_through_health() ->
     check = spec.healthcheck.tests[1]
     assert check.count("u.urlopen('http://127.0.0.1:4000/health/readiness', timeout=1.5)") == 4  # python3 || python
     assert f"time.sleep({READY_FOR_S})" in check and "/health'" not in check
+    assert spec.healthcheck.timeout_s > READY_FOR_S + 2 * 1.5  # room for both probes and the wait
 
 
 def test_image_build_rebuilds_when_the_context_changes(tmp_path: Path) -> None:
