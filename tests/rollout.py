@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -255,9 +255,12 @@ def readiness_check(gateway: Gateway) -> list[str]:
     return python_check(readiness_probe(f"{gateway.url}{READINESS_PATH}", READY_FOR_S))
 
 
-def roll(workdir: Path, replacements: int, rate: float, grace_s: float) -> LoadResult:
+def roll(
+    workdir: Path, replacements: int, rate: float, grace_s: float, after: Callable[[str], None] | None = None
+) -> LoadResult:
     """Replace the gateway `replacements` times behind the front proxy, as `pulumi up` does now:
-    start the new one (in DNS at once), wait until it is healthy, stop the old one gracefully."""
+    start the new one (in DNS at once), wait until it is healthy, stop the old one gracefully.
+    `after(front_url)` runs once the load has stopped, with the last gateway still behind the proxy."""
     workdir.mkdir(parents=True, exist_ok=True)
     port, front = free_port_on(*GATEWAY_ADDRESSES), free_port_on("127.0.0.1")
     dns = DnsStub()
@@ -278,6 +281,8 @@ def roll(workdir: Path, replacements: int, rate: float, grace_s: float) -> LoadR
                         stop_gracefully(old, grace_s)
                         dns.addresses = [address]  # the container is removed
                     time.sleep(2)
+                if after is not None:
+                    after(f"http://127.0.0.1:{front}")
                 return load.result
     finally:
         for gateway in live:
