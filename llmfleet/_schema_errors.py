@@ -144,13 +144,15 @@ class SchemaErrors:
 
     def problems(self, exc: ValidationError) -> list[Problem]:
         out: list[Problem] = []
+        seen: set[tuple[int, int, str]] = set()
         for err in exc.errors(include_url=False):
             loc = tuple(err["loc"])
             path = self.real_path(loc)
             message, hint = self.explain(err, loc, path)
             rule = f"schema-{err['type'].replace('_', '-')}"
             problem = self.src.problem((*self.prefix, *path), message, rule, hint)
-            if problem not in out or problem.message not in {p.message for p in out}:
+            if (problem.line, problem.col, problem.message) not in seen:  # one union member each
+                seen.add((problem.line, problem.col, problem.message))
                 out.append(problem)
         return out
 
@@ -185,11 +187,11 @@ class SchemaErrors:
             return str(ctx.get("error", err["msg"])), ""
         if kind == "string_type":
             written = self.src.not_strings.get((*self.prefix, *path))
-            if written is not None:
+            if written is not None and written[0]:
                 return (f"YAML reads `{written[0]}` as {what_yaml_read(written[1])}, not as a name",
                         f"Quote it: '{written[0]}'.")  # fmt: skip
             if value is None:
-                return "is empty", "Give a value, or remove the key."
+                return "is empty", "Give a value."
             return f"expected a name (text), got {_shown(value)}", ""
         if kind in ("model_type", "model_attributes_type", "dict_type"):
             return f"expected a map (`key: value` lines), got {_shown(value)}", self.map_hint(path, value)
