@@ -41,6 +41,7 @@ MAX_ALIAS_NODES = 100_000
 
 # YAML's printable set (YAML 1.1, 5.1) less TAB, LF, CR: anything else is refused by the reader.
 _NOT_PRINTABLE = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_DEPTH_HINT = "Flatten the structure: no llmfleet file needs this depth."
 _STR_TAG = "tag:yaml.org,2002:str"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
@@ -79,12 +80,11 @@ class _Composer(Composer):
             if isinstance(alias, yaml.CollectionNode):
                 alias.value = list(alias.value)  # PyYAML's merge handling edits this list in place
             alias.start_mark, alias.end_mark = event.start_mark, event.end_mark
-            alias.alias_of = getattr(anchored, "alias_of", anchored)  # type: ignore[attr-defined]
-            alias.anchor_name = event.anchor  # type: ignore[attr-defined]
+            alias.is_alias = True  # type: ignore[attr-defined]
             return alias
         if self.depth >= MAX_DEPTH:
             raise _Refused(f"nested more than {MAX_DEPTH} levels deep", self.peek_event().start_mark, "yaml-depth",
-                           "Flatten the structure: no llmfleet file needs this depth.")  # fmt: skip
+                           _DEPTH_HINT)  # fmt: skip
         anchor = getattr(self.peek_event(), "anchor", None)
         self.depth += 1
         if anchor:
@@ -183,7 +183,7 @@ def what_yaml_read(value: Any) -> str:
 class _Indexer:
     """Walks the node graph once, iteratively, recording positions; enforces the alias bounds."""
 
-    def __init__(self, loader: _Loader, source: SourceMap) -> None:
+    def __init__(self, loader: _Loader | _PlainLoader, source: SourceMap) -> None:
         self.loader, self.source = loader, source
         self.problems: list[Problem] = []
         self.through_aliases = 0
@@ -194,19 +194,13 @@ class _Indexer:
     def run(self, root: yaml.Node) -> bool:
         """Index the document; False when a bound was hit (the data must not be built)."""
         self.source.positions[()] = _mark(root)
-        # (node, path, depth, position override inside an alias, anchors being expanded)
-        todo: list[tuple[yaml.Node, KeyPath, int, Position | None, frozenset[int]]] = [(root, (), 0, None, frozenset())]
+        # (node, path, depth, position override inside an alias). No cycle can reach here: the
+        # composer refuses an alias inside its own anchor, so the depth bound ends every walk.
+        todo: list[tuple[yaml.Node, KeyPath, int, Position | None]] = [(root, (), 0, None)]
         while todo:
-            node, path, depth, at, open_anchors = todo.pop()
-            if hasattr(node, "alias_of"):
+            node, path, depth, at = todo.pop()
+            if getattr(node, "is_alias", False):
                 at = at or _mark(node)
-                target = id(node.alias_of)  # type: ignore[attr-defined]
-                if target in open_anchors:
-                    name = node.anchor_name  # type: ignore[attr-defined]
-                    self.fail(at, f"the alias *{name} is used inside its own anchor: the value never ends",
-                              "yaml-alias", "Move the alias out of the anchored value.", path)  # fmt: skip
-                    return False
-                open_anchors = open_anchors | {target}
             if at is not None:
                 self.through_aliases += 1
                 if self.through_aliases > MAX_ALIAS_NODES:
@@ -215,7 +209,7 @@ class _Indexer:
                     return False
             if depth > MAX_DEPTH:
                 self.fail(at or _mark(node), f"nested more than {MAX_DEPTH} levels deep (counting aliases)",
-                          "yaml-depth", "Flatten the structure: no llmfleet file needs this depth.", path)  # fmt: skip
+                          "yaml-depth", _DEPTH_HINT, path)  # fmt: skip
                 return False
             if isinstance(node, yaml.MappingNode):
                 children = self.mapping(node, path, at)
@@ -223,12 +217,12 @@ class _Indexer:
                     return False
                 for child_path, child, where, inside in reversed(children):
                     self.source.positions[child_path] = where
-                    todo.append((child, child_path, depth + 1, inside, open_anchors))
+                    todo.append((child, child_path, depth + 1, inside))
             elif isinstance(node, yaml.SequenceNode):
                 for i in reversed(range(len(node.value))):
                     item = node.value[i]
                     self.source.positions[(*path, i)] = at or _mark(item)
-                    todo.append((item, (*path, i), depth + 1, at, open_anchors))
+                    todo.append((item, (*path, i), depth + 1, at))
             elif isinstance(node, yaml.ScalarNode) and node.tag != _STR_TAG and not node.style:
                 self.source.not_strings[path] = (node.value, self._construct(node))
         return True
@@ -341,7 +335,7 @@ def parse_yaml(text: str, filename: str) -> Document:
         what = exc.problem or exc.context or "invalid YAML"
         if "maximum nesting depth" in what:  # libyaml's own bound (1,000), met while reading ahead
             exc = _Refused(f"nested more than {MAX_DEPTH} levels deep", mark, "yaml-depth",
-                           "Flatten the structure: no llmfleet file needs this depth.")  # fmt: skip
+                           _DEPTH_HINT)  # fmt: skip
             what = exc.problem
         if isinstance(exc, _Refused):
             problem = Problem(filename, line, col, (), what, exc.rule, hint=exc.hint)

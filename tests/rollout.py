@@ -34,7 +34,7 @@ import httpx
 
 from llmfleet._front_proxy import GATEWAY_ALIAS, FrontProxySettings, front_proxy_config
 
-from .litellm_proxy import LITELLM, MASTER_KEY, proxy_env, stop_process
+from .litellm_proxy import LITELLM, MASTER_KEY, free_port, proxy_env, stop_process
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 GATEWAY_ADDRESSES = ("127.0.0.2", "127.0.0.3")
@@ -262,7 +262,7 @@ def roll(
     start the new one (in DNS at once), wait until it is healthy, stop the old one gracefully.
     `after(front_url)` runs once the load has stopped, with the last gateway still behind the proxy."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port, front = free_port_on(*GATEWAY_ADDRESSES), free_port_on("127.0.0.1")
+    port, front = free_port_on(*GATEWAY_ADDRESSES), free_port()
     dns = DnsStub()
     live: list[Gateway] = []
     try:

@@ -156,6 +156,7 @@ def test_a_preview_registers_the_same_plan(tmp_path: Path, monkeypatch: pytest.M
     for key, request in preview.requests.items():
         assert request.custom_timeouts == up.requests[key].custom_timeouts, key
         assert request.delete_before_replace == up.requests[key].delete_before_replace, key
+        assert request.delete_before_replace_defined == up.requests[key].delete_before_replace_defined, key
 
 
 def test_a_build_on_an_ssh_host_is_refused_before_deploy(tmp_path: Path) -> None:
