@@ -4,9 +4,9 @@ host and the Docker provider that the end-to-end tests run `pulumi preview/up/de
 Only the Go module proxy is reachable here (no get.pulumi.com, no GitHub releases), so each binary
 is built from a small wrapper module under `tools/engine/` that pins what it builds:
 - `pulumi`: pkg/v3's own `cmd/pulumi`, at the version in `tools/engine/pulumi/go.mod`;
-- `pulumi-language-python`: the newest Python language host the proxy serves (see that go.mod),
-  with the `pulumi-language-python-exec` and `pulumi-resource-pulumi-python` scripts of the CLI's
-  own sdk module beside it;
+- `pulumi-language-python`: a minimal Python language host on the CLI's own sdk libraries
+  (`tools/engine/language-python/main.go` says why), with the `pulumi-language-python-exec` and
+  `pulumi-resource-pulumi-python` scripts of that sdk module beside it;
 - `pulumi-resource-docker`: kreuzwerker's Terraform provider behind Pulumi's Terraform bridge,
   mapped like pulumi-docker (`tools/engine/docker/main.go` says why and what differs).
 
@@ -118,10 +118,9 @@ def _build(root: Path, log) -> None:
               "osusergo,grpcnotrace", build_log)  # fmt: skip
 
     host_dir = ENGINE_SOURCES / "language-python"
-    host_version = required_version(host_dir, SDK)
-    print(f"engine_build: building pulumi-language-python {host_version} ...", file=log, flush=True)
-    _go_build(host_dir, f"{SDK}/python/cmd/pulumi-language-python", bin_dir / "pulumi-language-python",
-              [f"-X {VERSION_VAR}={host_version}"], "osusergo", build_log)  # fmt: skip
+    print("engine_build: building pulumi-language-python ...", file=log, flush=True)
+    _go_build(host_dir, ".", bin_dir / "pulumi-language-python", [f"-X {VERSION_VAR}={cli_version}"], "osusergo",
+              build_log)  # fmt: skip
     # The scripts the host and the CLI run, from the CLI's own sdk module (the Python SDK's era).
     sdk_dir = Path(_run([GO, "list", "-m", "-f", "{{.Dir}}", SDK], build_log, cli_dir, capture=True).strip())
     for script in ("python/cmd/pulumi-language-python-exec", "python/dist/pulumi-resource-pulumi-python"):
@@ -138,19 +137,17 @@ def _build(root: Path, log) -> None:
 
 
 def versions(bin_dir: Path) -> dict[str, str]:
-    """What each built binary says its version is. The language host has no version flag: its
-    version is the sdk module it was built from, which the Go build info records."""
+    """What each built binary says its version is."""
 
-    def said(argv: list[str]) -> str:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    def said(*argv: str) -> str:
+        done = subprocess.run([str(bin_dir / argv[0]), *argv[1:]], capture_output=True, text=True, timeout=60,
+                              check=False)  # fmt: skip
         return (done.stdout or done.stderr).strip()
 
-    build_info = said([GO, "version", "-m", str(bin_dir / "pulumi-language-python")])
-    host = re.search(rf"^\s*(?:mod|dep)\s+{re.escape(SDK)}\s+(\S+)", build_info, re.MULTILINE)
     return {
-        "pulumi": said([str(bin_dir / "pulumi"), "version"]),
-        "pulumi-language-python": host.group(1) if host else f"unknown ({build_info[-200:]})",
-        "pulumi-resource-docker": said([str(bin_dir / "pulumi-resource-docker"), "-version"]),
+        "pulumi": said("pulumi", "version"),
+        "pulumi-language-python": said("pulumi-language-python", "-version"),
+        "pulumi-resource-docker": said("pulumi-resource-docker", "-version"),
     }
 
 

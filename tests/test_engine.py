@@ -16,7 +16,7 @@ def engine_bin():
 def test_each_binary_reports_the_pinned_version(engine_bin):
     assert engine_build.versions(engine_bin) == {
         "pulumi": "v3.274.1",  # tools/engine/pulumi/go.mod
-        "pulumi-language-python": "v3.68.0",  # tools/engine/language-python/go.mod
+        "pulumi-language-python": "v3.274.1",  # ours, stamped with the CLI's version
         "pulumi-resource-docker": "5.2.0+llmfleet",  # the pulumi-docker SDK it serves, our build
     }
 
@@ -25,8 +25,8 @@ def test_the_scripts_the_host_and_cli_run_are_beside_them(engine_bin):
     for name in engine_build.BINARIES:
         path = engine_bin / name
         assert path.is_file() and path.stat().st_mode & 0o111, name
-    # The exec script speaks the arguments the v3.68 host passes (--monitor, --engine, --project, ...).
-    assert "--monitor" in (engine_bin / "pulumi-language-python-exec").read_text()
+    # The exec script takes the arguments our host passes (--monitor, --engine, --root_directory, ...).
+    assert "--root_directory" in (engine_bin / "pulumi-language-python-exec").read_text()
 
 
 def test_the_docker_provider_is_kreuzwerkers_behind_the_bridge(engine_bin):
