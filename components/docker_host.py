@@ -10,7 +10,8 @@ import pulumi_docker as docker
 
 from llmfleet import Host
 
-from .server_container import Mount
+from .docker_engine_check import DockerEngineCheck, DockerEngineCheckArgs
+from .server_container import FileBind, Mount
 
 GGUF_DIR = "/models"
 
@@ -22,10 +23,21 @@ def gguf_mount(host: Host, volume: pulumi.Input[str] | None) -> Mount:
     return Mount(GGUF_DIR, volume=volume, read_only=True)
 
 
+def gguf_binds(mount: Mount, gguf: str | None) -> list[FileBind]:
+    """The model file itself, bound over its place in the GGUF directory, when that directory is
+    the operator's (`gguf_dir`): Docker then refuses to start a server whose file is not on the
+    host, naming the file, at once. A file in a named volume cannot be checked that way."""
+    if not gguf or not mount.host_path or not gguf.startswith(f"{GGUF_DIR}/"):
+        return []
+    relative = gguf.removeprefix(f"{GGUF_DIR}/")
+    return [FileBind(source=f"{mount.host_path.rstrip('/')}/{relative}", target=gguf)]
+
+
 @dataclass
 class DockerHostArgs:
     stack: str
     host: Host
+    name: str  # the host's name in the stack
 
 
 class DockerHost(pulumi.ComponentResource):
@@ -35,6 +47,7 @@ class DockerHost(pulumi.ComponentResource):
     vllm_cache: docker.Volume
     gguf: Mount
     network_name: pulumi.Output[str]
+    engine_check: DockerEngineCheck
 
     def __init__(self, name: str, args: DockerHostArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("llmfleet:index:DockerHost", name, {}, opts)
@@ -47,7 +60,13 @@ class DockerHost(pulumi.ComponentResource):
             if args.host.docker
             else None
         )
-        child = pulumi.ResourceOptions(parent=self, provider=self.provider)
+        # Nothing is created on the host before its engine is known to be new enough.
+        self.engine_check = DockerEngineCheck(
+            f"{name}-engine-check",
+            DockerEngineCheckArgs(host=args.name, docker_host=args.host.docker),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        child = pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[self.engine_check])
         self.network = docker.Network(f"{name}-network", docker.NetworkArgs(name=prefix, driver="bridge"), opts=child)
         # Caches survive `pulumi destroy`: re-downloading weights costs hours, not seconds.
         keep = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(retain_on_delete=True))

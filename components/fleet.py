@@ -70,14 +70,15 @@ def deploy_fleet(fleet: Fleet, secrets: FleetSecrets, project_dir: Path) -> Depl
         )
     gateway_host = settings.gateway_host
     in_use = sorted({settings.host_of(p) for p in catalog.local_providers()} | {gateway_host})
-    hosts = {h: DockerHost(f"host-{h}", DockerHostArgs(stack, settings.hosts[h])) for h in in_use}
+    hosts = {h: DockerHost(f"host-{h}", DockerHostArgs(stack, settings.hosts[h], h)) for h in in_use}
 
     servers: dict[str, Server] = {}
     backends: list[pulumi.Resource] = []
     for name, provider in catalog.local_providers().items():
         host_name = settings.host_of(name)
         host = hosts[host_name]
-        placement = Placement(stack, host_name, host.network_name, host.provider, settings.publish_ip(name))
+        placement = Placement(stack, host_name, host.network_name, host.provider, settings.publish_ip(name),
+                              host.engine_check)  # fmt: skip
         server = _server(name, provider, fleet, placement, host, secrets, project_dir)
         servers[name] = server
         backends.append(server.container)
@@ -89,7 +90,9 @@ def deploy_fleet(fleet: Fleet, secrets: FleetSecrets, project_dir: Path) -> Depl
         "front",
         FrontProxyArgs(
             image=settings.images.haproxy,
-            placement=Placement(stack, gateway_host, gw.network_name, gw.provider, settings.gateway.bind),
+            placement=Placement(
+                stack, gateway_host, gw.network_name, gw.provider, settings.gateway.bind, gw.engine_check
+            ),
             port=settings.gateway.port,
             settings=FrontProxySettings(stack=stack, gateway_port=GATEWAY_PORT),
         ),
@@ -102,7 +105,7 @@ def deploy_fleet(fleet: Fleet, secrets: FleetSecrets, project_dir: Path) -> Depl
             declared_models=declared_models(catalog),
             probe_models=[t.name for t in probe_targets(catalog) if not t.external],
             master_key=secrets.master_key,
-            placement=Placement(stack, gateway_host, gw.network_name, gw.provider, None),
+            placement=Placement(stack, gateway_host, gw.network_name, gw.provider, None, gw.engine_check),
             url=settings.gateway_url,
             api_keys={k: secrets.api_keys[k] for k in required_api_keys(fleet)},
             backends=backends,

@@ -37,6 +37,12 @@ def gateway_spec() -> ContainerSpec:
         kind="litellm",
         port=PORT,
         command=["--config", CONFIG_PATH, "--port", str(PORT)],
+        # LiteLLM fetches its model price map from the internet at start unless told to use the
+        # copy it ships: GPU hosts are often air-gapped, and a gateway must start without a network.
+        # LiteLLM's HTTP client caches DNS answers for 300 s (AIOHTTP_TTL_DNS_CACHE): a backend
+        # container replaced or stopped in that time keeps being called at its old address, and
+        # requests hang there instead of falling back. Docker's DNS is local: ask it each second.
+        env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "AIOHTTP_TTL_DNS_CACHE": "1"},
         # Healthy only once ready for READY_FOR_S: by then the front proxy routes to it, so
         # Pulumi may stop the gateway it replaces (llmfleet/_front_proxy.py).
         # Two probes READY_FOR_S apart, each up to 1.5 s: more than the default 5 s timeout allows.

@@ -8,6 +8,7 @@ import pulumi
 
 from llmfleet import LlamaCppProvider
 
+from .docker_host import gguf_binds
 from .server_container import (
     ContainerSpec,
     Healthcheck,
@@ -19,8 +20,6 @@ from .server_container import (
     secret_env,
 )
 from .vllm import HF_CACHE
-
-MODELS_DIR = "/models"
 
 
 def gpu_layers(p: LlamaCppProvider) -> int:
@@ -55,6 +54,7 @@ def llama_server_spec(p: LlamaCppProvider, hf_cache: pulumi.Input[str], gguf: Mo
         healthcheck=Healthcheck(["CMD", "curl", "-fsS", f"http://127.0.0.1:{p.listen_port}/health"], 900),
         wait_timeout_s=900,
         mounts=[Mount(HF_CACHE, volume=hf_cache), gguf],
+        binds=gguf_binds(gguf, p.gguf),
         gpus=gpu_request(p.gpus),
     )
 

@@ -12,6 +12,7 @@ import pulumi_docker as docker
 
 from llmfleet import BuildSpec, LlamaCppPythonProvider
 
+from .docker_host import gguf_binds
 from .server_container import (
     ContainerSpec,
     Mount,
@@ -53,6 +54,7 @@ def llama_cpp_python_spec(p: LlamaCppPythonProvider, gguf: Mount) -> ContainerSp
         healthcheck=python_http_check(f"http://127.0.0.1:{p.listen_port}/v1/models", start_period_s=600),
         wait_timeout_s=600,
         mounts=[gguf],
+        binds=gguf_binds(gguf, p.gguf),
         gpus=gpu_request(p.gpus),
     )
 
@@ -85,6 +87,7 @@ def built_image(
             provider=placement.provider,
             # A CUDA compile is the longest create of a fleet: the stack sets its budget.
             custom_timeouts=create_timeout(spec.timeout_minutes * 60),
+            depends_on=placement.after_ready(),
         ),
     )
 

@@ -60,7 +60,9 @@ class OllamaServer(ServerComponent):
         volume = docker.Volume(
             f"{name}-models",
             docker.VolumeArgs(name=f"llmfleet-{placement.stack}-{name}-models"),
-            opts=pulumi.ResourceOptions(parent=self, provider=placement.provider, retain_on_delete=True),
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=placement.provider, retain_on_delete=True, depends_on=placement.after_ready()
+            ),
         )
         image = pulled_image(name, args.image, placement, self)
         spec = ollama_spec(args.provider, volume.name)

@@ -28,12 +28,27 @@ class Healthcheck:
     def args(self) -> docker.ContainerHealthcheckArgs:
         return docker.ContainerHealthcheckArgs(
             tests=self.tests,
-            interval=f"{self.interval_s}s",
-            timeout=f"{self.timeout_s}s",
+            interval=go_duration(self.interval_s),
+            timeout=go_duration(self.timeout_s),
             retries=self.retries,
-            start_period=f"{self.start_period_s}s",
-            start_interval="5s",
+            start_period=go_duration(self.start_period_s),
+            start_interval=go_duration(5),
         )
+
+
+def go_duration(seconds: int) -> str:
+    """A whole number of seconds as Go's time.Duration prints it ("15m0s", "1h0m0s", "30s").
+
+    The Docker provider reads a container's healthcheck back in this form: any other spelling of
+    the same duration ("900s") is a difference on every preview and an update on every `up`
+    (seen with the real engine; the mocks echo inputs and cannot show it)."""
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
 
 
 def http_probe(url: str) -> str:
@@ -85,6 +100,20 @@ class Mount:
             host_path=self.host_path,
             read_only=self.read_only or None,
         )
+
+
+@dataclass(frozen=True)
+class FileBind:
+    """One host file bound into the container (`--mount type=bind`, read-only). Unlike a volume's
+    host path (`-v`, which Docker creates when missing), a bind whose source does not exist makes
+    Docker refuse to create the container, naming the path: a deploy fails in seconds instead of
+    waiting out the health wait for a server that cannot start."""
+
+    source: str  # on the Docker host
+    target: str  # in the container
+
+    def args(self) -> docker.ContainerMountArgs:
+        return docker.ContainerMountArgs(type="bind", source=self.source, target=self.target, read_only=True)
 
 
 @dataclass(frozen=True)
@@ -168,6 +197,7 @@ class ContainerSpec:
     healthcheck: Healthcheck | None = None
     wait_timeout_s: int = 120
     mounts: list[Mount] = field(default_factory=list)
+    binds: list[FileBind] = field(default_factory=list)
     gpus: GpuRequest | None = None
     ipc_host: bool = False
 
@@ -195,6 +225,12 @@ class Placement:
     network: pulumi.Input[str]
     provider: docker.Provider | None
     publish_ip: str | None  # None: reachable only on the fleet network
+    # What must succeed before anything is created on the host: its engine's version check.
+    ready: pulumi.Resource | None = None
+
+    def after_ready(self) -> list[pulumi.Resource]:
+        """`depends_on` for every resource created on the host."""
+        return [self.ready] if self.ready else []
 
 
 def container_name(stack: str, provider: str) -> str:
@@ -250,6 +286,7 @@ def server_container(
             ],
             ports=ports,
             volumes=[m.args() for m in spec.mounts] or None,
+            mounts=[b.args() for b in spec.binds] or None,
             uploads=uploads,
             stop_timeout=spec.stop_grace_s,
             destroy_grace_seconds=spec.stop_grace_s,
@@ -263,7 +300,7 @@ def server_container(
             parent=parent,
             provider=placement.provider,
             delete_before_replace=rolling_alias is None,
-            depends_on=list(depends_on),
+            depends_on=[*depends_on, *placement.after_ready()],
             custom_timeouts=create_timeout(spec.create_timeout_s),
         ),
     )
@@ -275,7 +312,10 @@ def pulled_image(name: str, image: str, placement: Placement, parent: pulumi.Res
         f"{name}-image",
         docker.RemoteImageArgs(name=image, keep_locally=True),
         opts=pulumi.ResourceOptions(
-            parent=parent, provider=placement.provider, custom_timeouts=create_timeout(IMAGE_PULL_TIMEOUT_S)
+            parent=parent,
+            provider=placement.provider,
+            custom_timeouts=create_timeout(IMAGE_PULL_TIMEOUT_S),
+            depends_on=placement.after_ready(),
         ),
     )
 

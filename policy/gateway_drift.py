@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import pulumi.runtime
@@ -80,15 +80,15 @@ def validate_gateway_drift(
     for gateway in gateways:
         try:
             url = _known_str(gateway.props.get("url"))
-            declared = gateway.props.get("declared_models")
             key = _known_str(gateway.props.get("master_key"))
         except UnknownValueError:
-            url = declared = key = None
-        if url is None or not isinstance(declared, list) or not all(isinstance(d, str) for d in declared):
+            url = key = None
+        declared = _known_names(gateway.props, "declared_models")
+        if url is None or declared is None:
             args.not_applicable(AFTER_DEPLOY)
         key_env = config.get("keyEnv", "LITELLM_MASTER_KEY")
         source = f"the gateway's master_key output (or the environment variable {key_env})"
-        probed = _known_names(gateway.props, "probe_models") if config.get("probe", True) else []
+        probed = (_known_names(gateway.props, "probe_models") or []) if config.get("probe", True) else []
         checks.append((gateway, url, declared, key or os.environ.get(key_env), source, probed))
 
     async def run() -> None:
@@ -113,12 +113,18 @@ def validate_gateway_drift(
     return run()
 
 
-def _known_names(props: Any, key: str) -> list[str]:
+def _known_names(props: Any, key: str) -> list[str] | None:
+    """A list of names from the props, or None while it (or any name in it) is unknown. The engine
+    hands lists over as pulumi-policy's Sequence proxy, never as a `list`, and an unknown element
+    raises only when it is read."""
     try:
         names = props.get(key)
+        if not isinstance(names, Sequence) or isinstance(names, str):
+            return None
+        names = list(names)
     except UnknownValueError:
-        return []
-    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+        return None
+    return names if all(isinstance(n, str) for n in names) else None
 
 
 def probe_violation(report: Report) -> str:

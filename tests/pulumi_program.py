@@ -89,6 +89,10 @@ class Run:
     def of_type(self, typ: str) -> list[Registered]:
         return [r for r in self.resources if r.typ == typ]
 
+    def ollama_models(self) -> list[Registered]:
+        """The Ollama model resources: the dynamic resources with a tag (the others check engines)."""
+        return [r for r in self.of_type("pulumi-python:dynamic:Resource") if "tag" in r.inputs]
+
     def one(self, typ: str, name: str) -> Registered:
         found = [r for r in self.resources if r.typ == typ and r.name == name]
         assert len(found) == 1, f"{typ} {name}: {[r.name for r in self.of_type(typ)]}"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 import llmfleet
 from components.gateway import gateway_spec
 from components.llama_cpp import llama_server_command
 from components.llama_cpp_python import build_triggers, llama_cpp_python_env
 from components.ollama import ollama_spec
-from components.server_container import gpu_request
+from components.server_container import go_duration, gpu_request
 from components.vllm import vllm_command, vllm_spec
 from llmfleet._front_proxy import READY_FOR_S
 
@@ -80,6 +82,8 @@ def test_gateway_is_healthy_once_ready_for_long_enough_never_through_health() ->
     # /health would send a completion to every backend; readiness answers 503 while shutting down.
     spec = gateway_spec()
     assert spec.command == ["--config", "/app/config.yaml", "--port", "4000"]
+    # Starts with no network; re-resolves backends each second (a replaced backend has a new address).
+    assert spec.envs() == ["AIOHTTP_TTL_DNS_CACHE=1", "LITELLM_LOCAL_MODEL_COST_MAP=True"]
     check = spec.healthcheck.tests[1]
     assert check.count("u.urlopen('http://127.0.0.1:4000/health/readiness', timeout=1.5)") == 4  # python3 || python
     assert f"time.sleep({READY_FOR_S})" in check and "/health'" not in check
@@ -92,3 +96,26 @@ def test_image_build_rebuilds_when_the_context_changes(tmp_path: Path) -> None:
     assert build_triggers(tmp_path) == before
     (tmp_path / "Dockerfile").write_text("FROM y\n")
     assert build_triggers(tmp_path) != before
+
+
+@pytest.mark.parametrize(
+    ("seconds", "printed"),
+    [(5, "5s"), (60, "1m0s"), (90, "1m30s"), (900, "15m0s"), (1800, "30m0s"), (3600, "1h0m0s"), (3725, "1h2m5s")],
+)
+def test_healthcheck_durations_are_spelled_as_the_provider_reads_them_back(seconds, printed):
+    # Go's time.Duration.String(), which the Docker provider stores: any other spelling is a diff forever.
+    assert go_duration(seconds) == printed
+
+
+def test_a_gguf_from_the_operators_directory_is_also_bound_as_a_file():
+    from components.docker_host import gguf_binds
+    from components.server_container import FileBind, Mount
+
+    host_dir = Mount("/models", host_path="/srv/gguf/", read_only=True)
+    # Docker refuses a missing bind source by name, at create time: the deploy fails in seconds.
+    assert gguf_binds(host_dir, "/models/qwen/q4.gguf") == [FileBind("/srv/gguf/qwen/q4.gguf", "/models/qwen/q4.gguf")]
+    assert gguf_binds(host_dir, "/models/qwen/q4.gguf")[0].args().type == "bind"
+    # Nothing to bind: a named volume, a Hugging Face download, a path outside /models.
+    assert gguf_binds(Mount("/models", volume="llmfleet-dev-gguf", read_only=True), "/models/q4.gguf") == []
+    assert gguf_binds(host_dir, None) == []
+    assert gguf_binds(host_dir, "/elsewhere/q4.gguf") == []

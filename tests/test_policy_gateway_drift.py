@@ -13,6 +13,7 @@ import pytest
 from pulumi.runtime import settings
 from pulumi_policy import StackValidationArgs
 from pulumi_policy.policy import PolicyCustomTimeouts, PolicyResource, PolicyResourceOptions, _NotApplicableError
+from pulumi_policy.proxy import unknown_checking_proxy
 
 from policy.gateway_drift import AFTER_DEPLOY, GATEWAY_TYPE, IN_PREVIEW, validate_gateway_drift
 
@@ -25,8 +26,11 @@ URN = "urn:pulumi:prod::llmfleet::llmfleet:index:Gateway::gateway"
 
 
 def resource(props: dict, resource_type: str = GATEWAY_TYPE, urn: str = URN) -> PolicyResource:
+    """A resource as pulumi-policy's analyzer hands it over: its props behind the proxy that raises
+    on unknown values, lists as a Sequence proxy (not a `list`), as the real engine showed."""
     opts = PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [], None)
-    return PolicyResource(resource_type, props, urn, urn.rsplit("::", 1)[1], opts, None, None, [], {})
+    wrapped = unknown_checking_proxy(props)
+    return PolicyResource(resource_type, wrapped, urn, urn.rsplit("::", 1)[1], opts, None, None, [], {})
 
 
 def validate(resources: list[PolicyResource], config: dict | None = None) -> list[tuple[str, str | None]]:

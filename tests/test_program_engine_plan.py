@@ -134,18 +134,18 @@ def test_ollama_models_survive_a_container_replacement(run: Run) -> None:
     # The engine re-diffs a dependent of a delete-first replaced resource only through inputs with
     # a property dependency on it (pulumi/pulumi step_generator.go calculateDependentReplacements):
     # the models must be ordered after the container, and computed from nothing of it.
-    for r in run.of_type(DYNAMIC):
+    for r in run.ollama_models():
         request = run.request(DYNAMIC, r.name)
         assert (CONTAINER, "ollama-container") in run.depends_on(DYNAMIC, r.name)
         assert not any(deps for deps in request.property_dependencies.values()), request.property_dependencies
         assert r.inputs["container"] == "llmfleet-test-ollama"
-    assert {r.inputs["tag"] for r in run.of_type(DYNAMIC)} == {"qwen2.5:0.5b", "llama3.1:latest"}
+    assert {r.inputs["tag"] for r in run.ollama_models()} == {"qwen2.5:0.5b", "llama3.1:latest"}
 
 
 def test_the_gateway_waits_for_every_backend_and_pull(run: Run) -> None:
     after = run.depends_on(CONTAINER, "gateway-container")
     backends = {(CONTAINER, f"{n}-container") for n in ("ollama", "vllm", "native", "pyllama")}
-    pulls = {(DYNAMIC, r.name) for r in run.of_type(DYNAMIC)}
+    pulls = {(DYNAMIC, r.name) for r in run.ollama_models()}
     assert backends | pulls <= after
 
 
@@ -179,3 +179,16 @@ def test_the_shipped_stacks_give_vllm_its_time(monkeypatch: pytest.MonkeyPatch) 
     assert vllm
     for r in vllm:
         assert seconds(run.request(CONTAINER, r.name).custom_timeouts["create"]) > r.inputs["waitTimeout"]
+
+
+def test_nothing_is_created_on_a_host_before_its_engine_is_checked(run: Run) -> None:
+    # An engine older than API 1.44 refuses the first container; everything else must not exist by then.
+    checks = [r for r in run.of_type(DYNAMIC) if "tag" not in r.inputs]
+    assert [(r.name, r.inputs["host"]) for r in checks] == [("host-local-engine-check", "local")]
+    check = (DYNAMIC, "host-local-engine-check")
+    docker_types = ("docker:index/container:Container", "docker:index/remoteImage:RemoteImage",
+                    "docker:index/network:Network", "docker:index/volume:Volume")  # fmt: skip
+    created = [r for r in run.resources if r.typ in docker_types]
+    assert created and all(check in run.depends_on(r.typ, r.name) for r in created), [
+        r.name for r in created if check not in run.depends_on(r.typ, r.name)
+    ]

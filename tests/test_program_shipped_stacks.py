@@ -15,7 +15,6 @@ MASTER_KEY = "sk-master-0123456789abcdef"
 API_KEY = "ollama-cloud-key-fedcba9876543210"
 CONTAINER = "docker:index/container:Container"
 IMAGE = "docker:index/remoteImage:RemoteImage"
-DYNAMIC = "pulumi-python:dynamic:Resource"
 STACKS = llmfleet.stack_names(PROJECT)
 
 
@@ -169,7 +168,7 @@ def test_gateway_starts_after_backends_and_pulls(run: Run) -> None:
     backends = [c for n, c in run.containers.items() if n not in ("gateway-container", "front-container")]
     assert all(c in depends for c in backends)
     pulls = [d for d in depends if type(d).__name__ == "OllamaModel"]
-    assert len(pulls) == len(run.of_type(DYNAMIC))
+    assert len(pulls) == len(run.ollama_models())
 
 
 def test_no_secret_in_any_plain_input_or_output(run: Run) -> None:
@@ -191,7 +190,7 @@ def test_one_pull_resource_per_declared_ollama_tag(run: Run, fleet: llmfleet.Fle
         (f"{name}-model-{tag}", tag, f"llmfleet-{stack}-{name}")
         for name, p in fleet.catalog.local_providers().items() if p.kind == "ollama" for tag in p.models
     }  # fmt: skip
-    got = {(r.name, r.inputs["tag"], r.inputs["container"]) for r in run.of_type(DYNAMIC)}
+    got = {(r.name, r.inputs["tag"], r.inputs["container"]) for r in run.ollama_models()}
     assert got == expected
 
 
