@@ -39,9 +39,15 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_POST(self) -> None:
+        self._answer_body(self.server.posts)
+
+    def do_DELETE(self) -> None:  # Ollama's DELETE /api/delete carries a JSON body
+        self._answer_body(self.server.deletes)
+
+    def _answer_body(self, handlers: dict[str, Callable[[Any], Route]]) -> None:
         self.server.requests.append((self.path, self.headers.get("Authorization")))
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        handler = self.server.posts.get(self.path.split("?")[0])
+        handler = handlers.get(self.path.split("?")[0])
         route = handler(json.loads(body or b"{}")) if handler else json_route({"detail": "Not Found"}, 404)
         self._answer(route)
 
@@ -83,10 +89,11 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256  # a real gateway takes a hundred connections at once; socketserver's default is 5
 
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+    def __init__(self, address: tuple[str, int] = ("127.0.0.1", 0)) -> None:
+        super().__init__(address, _Handler)
         self.routes: dict[str, Route | Callable[[], Route]] = {}
         self.posts: dict[str, Callable[[Any], Route]] = {}  # path -> the JSON body -> the answer
+        self.deletes: dict[str, Callable[[Any], Route]] = {}
         self.requests: list[tuple[str, str | None]] = []
         self.closing = threading.Event()
 
@@ -98,8 +105,10 @@ class _Server(ThreadingHTTPServer):
 class StandIn:
     """One loopback server; `routes` maps a path to a Route (or a callable returning one)."""
 
-    def __init__(self) -> None:
-        self._server = _Server()
+    def __init__(self, address: tuple[str, int] = ("127.0.0.1", 0)) -> None:
+        # Tests keep the default, loopback on a free port; the stand-in images (tests/images/)
+        # listen on the container's own port on every interface, as the real servers do.
+        self._server = _Server(address)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
 
@@ -118,6 +127,10 @@ class StandIn:
     @property
     def posts(self) -> dict[str, Callable[[Any], Route]]:
         return self._server.posts
+
+    @property
+    def deletes(self) -> dict[str, Callable[[Any], Route]]:
+        return self._server.deletes
 
     @property
     def requests(self) -> list[tuple[str, str | None]]:

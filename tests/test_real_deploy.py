@@ -1,0 +1,182 @@
+"""The fleet deployed by the real Pulumi engine into a real Docker engine, changed, checked and
+destroyed: `pulumi preview/up/refresh/destroy` from the CLI built from Go modules
+(tests/engine_build.py), the Docker provider talking to a `dockerd` of the tests' own
+(tests/docker_engine.py), images built locally (tests/images.py), a `file://` backend and
+passphrase secrets. Ollama and vLLM are stand-ins in their images; llama-server,
+llama-cpp-python, LiteLLM and HAProxy are the real servers.
+
+One deployment goes through every phase in order, so each phase is a step of one test: a later
+step means nothing once an earlier one has failed."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import engine_build
+from tests.docker_engine import DockerEngine, running_engine
+from tests.images import FleetImages, ensure_images
+from tests.real_deploy import MASTER_KEY, Fleet, Project, new_fleet
+from tests.rollout import Load
+from tests.standins import json_route, openai_models, standins
+
+pytestmark = [pytest.mark.real_deploy, pytest.mark.timeout(1800)]
+
+
+@pytest.fixture(scope="module")
+def docker() -> Iterator[DockerEngine]:
+    with running_engine() as engine:
+        yield engine
+
+
+@pytest.fixture(scope="module")
+def images(docker: DockerEngine) -> FleetImages:
+    return ensure_images(docker)
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory, docker: DockerEngine, images: FleetImages) -> Iterator[Fleet]:
+    fleet = new_fleet(tmp_path_factory.mktemp("real-deploy"), engine_build.ensure_built(), docker, images)
+    try:
+        yield fleet
+    finally:
+        if fleet.project.leftovers():  # a failed step: leave nothing behind for the next run
+            fleet.project.pulumi("destroy", "--yes", "--skip-preview", timeout=600)
+
+
+def ok(done, what: str) -> str:
+    assert done.returncode == 0, f"{what} failed ({done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    return done.stdout + done.stderr
+
+
+def standin_pulls(project: Project) -> dict[str, int]:
+    ollama = project.containers()["ollama"]["name"]
+    state = project.docker.docker("exec", ollama, "cat", "/root/.ollama/standin.json").stdout
+    return json.loads(state)["pulls"]
+
+
+def test_deploy_change_check_and_destroy(fleet: Fleet) -> None:
+    project = fleet.project
+
+    # A preview before anything exists: the policy is not applicable, so it passes without a gateway.
+    out = ok(project.pulumi("preview", "--policy-pack", "policy"), "the first preview")
+    assert "llmfleet@v0.0.1" in out and "+ 26 to create" in out
+
+    # The first up: everything healthy, then the policy checks the live gateway and probes it.
+    started = time.monotonic()
+    out = ok(project.pulumi("up", "--yes", "--policy-pack", "policy"), "the first up")
+    first_up_s = time.monotonic() - started
+    assert "+ 26 created" in out and "mandatory" not in out
+    containers = project.containers()
+    assert sorted(containers) == ["front", "gateway", "native", "ollama", "python", "vllm"]
+    assert all(c["state"] == "running" for c in containers.values()), containers
+    # What the engine stored reads back as what the program said: nothing to change.
+    ok(project.pulumi("preview", "--expect-no-changes"), "a preview right after up")
+
+    ok(project.llmfleet("drift", "--stack", "e2e", "--backends"), "drift after the first up")
+    out = ok(project.llmfleet("probe", "--stack", "e2e"), "probe after the first up")
+    assert "every name answers" in out
+
+    # The master key stays secret: not in the state, the outputs or anything any command printed.
+    export = ok(project.pulumi("stack", "export"), "stack export")
+    assert MASTER_KEY not in export and MASTER_KEY not in "".join(project.log)
+    assert MASTER_KEY not in ok(project.pulumi("stack", "output", "--json"), "stack output")
+
+    # A catalog change: one more Ollama model and one more alias. Only the gateway is replaced
+    # (new one first) and one model resource is added.
+    fleet.write(second_model=True)
+    steps = project.preview_steps()
+    changed = {urn.rsplit("::", 1)[1]: op for urn, op in steps.items() if op != "same"}
+    assert changed == {"gateway-container": "replace", "ollama-model-second:1b": "create"}, changed
+    out = ok(project.pulumi("preview"), "the change's preview")
+    assert out.index("create replacement") < out.index("delete original")  # create-before-delete
+    ollama_before = project.containers()["ollama"]["id"]
+    with Load(fleet.url, "tiny-vllm", rate=10) as load:
+        time.sleep(3)  # the load runs against the old gateway first
+        started = time.monotonic()
+        ok(project.pulumi("up", "--yes", "--policy-pack", "policy"), "the change's up")
+        change_up_s = time.monotonic() - started
+        time.sleep(3)
+    assert load.result.sent > 50 and load.result.failures == [], (load.result.sent, load.result.failures[:5])
+    assert project.containers()["ollama"]["id"] == ollama_before  # the Ollama container is untouched
+    assert standin_pulls(project) == {"tiny-ollama:latest": 1, "second:1b": 1}  # no model pulled again
+    out = ok(project.llmfleet("probe", "--stack", "e2e"), "probe after the change")
+    assert "code [alias]: answers" in out and "second:1b [model]: answers" in out
+
+    # A backend stopped by hand. probe: its name fails, exit 2. drift: the gateway still lists it,
+    # and the backend's own list could not be read, exit 1 ("could not check"), naming it.
+    native = project.containers()["native"]["name"]
+    project.docker.docker("stop", native)
+    drift = project.llmfleet("drift", "--stack", "e2e", "--backends")
+    assert drift.returncode == 1 and "native [llama_cpp]: unreachable" in drift.stdout, drift.stdout
+    probe = project.llmfleet("probe", "--stack", "e2e")
+    assert probe.returncode == 2 and "tiny-native [model]: degraded" in probe.stdout, probe.stdout
+    refresh = ok(project.pulumi("refresh", "--preview-only", "--diff"), "refresh with a backend stopped")
+    assert "native-container" in refresh and "mustRun" in refresh, refresh
+    # `up` starts it again (the provider sets must_run false on a stopped container's refresh).
+    ok(project.pulumi("up", "--yes", "--refresh"), "up after the stop")
+    ok(project.llmfleet("drift", "--stack", "e2e", "--backends", "--wait", "60"), "drift after the restart")
+
+    # A GGUF file that is not on the host: the up fails in seconds, naming the file.
+    fleet.write(second_model=True, missing_gguf=True)
+    started = time.monotonic()
+    failed = project.pulumi("up", "--yes")
+    assert failed.returncode != 0 and time.monotonic() - started < 60
+    assert str(fleet.gguf_dir / "missing.gguf") in failed.stdout + failed.stderr, failed.stdout[-3000:]
+    fleet.write(second_model=True)
+    ok(project.pulumi("up", "--yes"), "up with the file back")
+
+    # A gateway that lists less than the declared set: the policy fails the up.
+    with standins(1) as (short,):
+        short.routes["/v1/models"] = json_route(openai_models(["tiny-native"]))
+        fleet.write(second_model=True, gateway_url=short.url)
+        config = str(policy_config(fleet))
+        failed = project.pulumi("up", "--yes", "--policy-pack", "policy", "--policy-pack-config", config)
+    assert failed.returncode != 0 and "gateway-drift" in failed.stdout, failed.stdout[-3000:]
+    assert "missing (declared, not listed)" in failed.stdout
+    fleet.write(second_model=True)
+
+    # Destroy: nothing of the stack is left, and every server was asked to stop before any kill.
+    since = time.time()
+    started = time.monotonic()
+    ok(project.pulumi("destroy", "--yes"), "destroy")
+    destroy_s = time.monotonic() - started
+    assert project.leftovers() == []
+    signals = kill_signals(project.docker, since)
+    # SIGTERM, or HAProxy's stop signal SIGUSR1: never a SIGKILL after a grace period ran out.
+    assert len(signals) == 6 and all(set(sent) <= {"15", "10"} for sent in signals.values()), signals
+    print(f"real deploy: first up {first_up_s:.0f} s, change {change_up_s:.0f} s, destroy {destroy_s:.0f} s, "
+          f"{load.result.sent} requests during the change")  # fmt: skip
+
+
+def policy_config(fleet: Fleet) -> Path:
+    """A short wait for the drift policy: the stand-in gateway never comes in sync."""
+    path = fleet.project.root / "policy-config.json"
+    path.write_text(json.dumps({"gateway-drift": {"waitSeconds": 2, "timeoutSeconds": 2, "probe": False}}))
+    return path
+
+
+def kill_signals(docker: DockerEngine, since: float) -> dict[str, list[str]]:
+    """The signals Docker sent each container since `since`, in order."""
+    events = docker.docker(
+        "events",
+        "--since",
+        f"{since:.0f}",
+        "--until",
+        f"{time.time():.0f}",
+        "--filter",
+        "type=container",
+        "--filter",
+        "event=kill",
+        "--format",
+        "{{json .}}",
+    ).stdout
+    signals: dict[str, list[str]] = {}
+    for line in events.splitlines():
+        attributes = json.loads(line)["Actor"]["Attributes"]
+        signals.setdefault(attributes.get("name", "?"), []).append(attributes.get("signal", "?"))
+    return signals
