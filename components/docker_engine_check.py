@@ -15,15 +15,13 @@ and must register nothing when imported (see ollama_model.py).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider
 
-# (argv, timeout seconds) -> (exit code, stdout, stderr)
-Runner = Callable[[Sequence[str], float], tuple[int, str, str]]
+from .docker_cli import Runner, run_docker
 
 MIN_API = (1, 44)
 MIN_ENGINE = "Docker Engine 25"
@@ -35,22 +33,10 @@ class DockerEngineCheckProvider(ResourceProvider):
     def __init__(self, runner: Runner | None = None) -> None:
         self._runner = runner
 
-    @staticmethod
-    def run(argv: Sequence[str], timeout: float) -> tuple[int, str, str]:
-        import subprocess
-
-        try:
-            done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, check=False)
-        except FileNotFoundError:
-            return 127, "", "the docker CLI is not installed where `pulumi up` runs"
-        except subprocess.TimeoutExpired:
-            return 124, "", f"no answer within {timeout:.0f} s"
-        return done.returncode, done.stdout, done.stderr
-
     def _server(self, props: dict[str, Any]) -> dict[str, str]:
         endpoint = props.get("docker_host")
         argv = ["docker", *(["--host", endpoint] if endpoint else []), "version", "--format", "{{json .Server}}"]
-        code, out, err = (self._runner or self.run)(argv, 60)
+        code, out, err = (self._runner or run_docker)(argv, 60)
         where = f"host '{props['host']}' ({endpoint or 'the local engine, DOCKER_HOST'})"
         if code != 0 or not out.strip() or out.strip() == "null":
             detail = (err or out).strip()[-500:] or "no answer"

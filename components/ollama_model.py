@@ -22,15 +22,14 @@ pickled provider in a fresh interpreter started in the project directory.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider
 
-# (argv, timeout seconds) -> (exit code, stdout, stderr)
-Runner = Callable[[Sequence[str], float], tuple[int, str, str]]
+from .docker_cli import Runner, run_docker
 
 # What `docker exec` prints when there is no running container to exec into (moby
 # daemon/errors.go: "No such container: %s", "Container %s is not running", "... is
@@ -56,18 +55,6 @@ class OllamaModelProvider(ResourceProvider):
         return ["docker", *host, "exec", container, "ollama", *args]
 
     @staticmethod
-    def run(argv: Sequence[str], timeout: float) -> tuple[int, str, str]:
-        import subprocess
-
-        try:
-            done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, check=False)
-        except FileNotFoundError:
-            return 127, "", "the docker CLI is not installed where `pulumi up` runs (needed to pull Ollama models)"
-        except subprocess.TimeoutExpired:
-            return 124, "", f"timed out after {timeout:.0f} s"
-        return done.returncode, done.stdout, done.stderr
-
-    @staticmethod
     def list_tags(output: str) -> dict[str, str]:
         """Parse `ollama list` (NAME  ID  SIZE  MODIFIED) into {name: id}."""
         tags = {}
@@ -84,7 +71,7 @@ class OllamaModelProvider(ResourceProvider):
 
     def _ollama(self, props: dict[str, Any], args: Sequence[str], timeout: float) -> str:
         argv = self.docker_exec(props.get("docker_host"), props["container"], args)
-        code, out, err = (self._runner or self.run)(argv, timeout)
+        code, out, err = (self._runner or run_docker)(argv, timeout)
         if code != 0:
             detail = (err or out).strip()[-500:]
             if CONTAINER_DOWN.search(detail):
