@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from . import __version__
+from ._urls import gateway_url_problem
 
 if TYPE_CHECKING:
     from ._errors import Problem
@@ -69,13 +70,9 @@ _seconds_or_zero = _seconds(0, inclusive=True)
 
 
 def _gateway_url(text: str) -> str:
-    if not text.startswith(("http://", "https://")):
-        raise argparse.ArgumentTypeError(f"'{text}' is not an http:// or https:// URL")
-    if text.rstrip("/").endswith("/v1"):
-        raise argparse.ArgumentTypeError(
-            f"'{text}' ends in /v1: give the gateway's base URL ({text.rstrip('/')[: -len('/v1')]}); "
-            "llmfleet adds /v1/models and /v1/chat/completions itself"
-        )
+    problem = gateway_url_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
     return text
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from ._catalog import EnvVarName, ProviderName
+from ._urls import gateway_url_problem
 
 HostName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
 # An image reference pinned to a tag or digest; `latest` or no tag is refused by the checks.
@@ -44,7 +45,15 @@ class Gateway(_Strict):
     bind: str = "127.0.0.1"
     port: Port = 4000
     # Where clients and the drift check reach the gateway, when not http://bind:port.
-    url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")] | None = None
+    url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _usable_url(cls, url: str | None) -> str | None:
+        problem = gateway_url_problem(url) if url is not None else None
+        if problem:
+            raise ValueError(problem)
+        return url
 
 
 class BuildSpec(_Strict):

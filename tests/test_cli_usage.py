@@ -56,6 +56,13 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
          "ends in /v1: give the gateway's base URL (http://gw:4000); llmfleet adds /v1/models"),
         (["probe", "--stack", "test", "--url", "http://gw:4000/v1/"], "ends in /v1"),
         (["drift", "--stack", "test", "--url", "gw:4000"], "'gw:4000' is not an http:// or https:// URL"),
+        # Once crashes (ExceptionGroup, exit 3) or a misleading message from the HTTP client:
+        (["drift", "--stack", "test", "--url", "http://127.0.0.1:99999"],
+         "'http://127.0.0.1:99999' has no usable port: give one from 1 to 65535"),
+        (["probe", "--stack", "test", "--url", "http://127.0.0.1:abc"], "has no usable port"),
+        (["drift", "--stack", "test", "--url", "http://127.0.0.1:0"], "has no usable port"),
+        (["drift", "--stack", "test", "--url", "http://"], "'http://' names no host"),
+        (["drift", "--stack", "test", "--url", "http://gw:4000/?x=1"], "has a query or fragment"),
         (["models", "--stack", "test", "--markdown"], "--markdown needs --diff-against"),
         (["models", "--stack", "test", "--json", "--markdown"], "not allowed with argument"),
         ([], "the following arguments are required: COMMAND"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from .fleetdir import BASE_STACK, problems_of, short, write_project
 
 CATALOG = """\
@@ -154,3 +156,18 @@ def test_missing_stack_and_catalog_files(tmp_path: Path) -> None:
         "2:3 error missing-file | config['llmfleet:catalog']: catalog 'config/nope.yaml' not found. "
         "Give a path relative to the project directory."
     ]
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("http://gw:4000/v1", "llmfleet adds /v1/models and /v1/chat/completions itself"),
+        ("http://gw:99999", "has no usable port: give one from 1 to 65535"),
+        ("https://", "'https://' names no host"),
+    ],
+)
+def test_a_gateway_url_in_the_stack_is_checked_like_the_option(tmp_path, url: str, says: str) -> None:
+    stack = BASE_STACK + f"  llmfleet:gateway: {{url: '{url}'}}\n"
+    [problem] = [p for p in problems_of(write_project(tmp_path, CATALOG, stack)) if p.severity == "error"]
+    # Located at the value, as every schema error is; `validate` reports it before anything runs.
+    assert (problem.rule, says in problem.message, problem.line, problem.col) == ("schema-value-error", True, 13, 22)
