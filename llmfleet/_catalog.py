@@ -207,6 +207,13 @@ Provider = Annotated[
 LocalProvider = OllamaProvider | VllmProvider | LlamaCppProvider | LlamaCppPythonProvider
 
 
+def deployment_id(group: str, provider: str) -> str:
+    """The id of a provider's deployment in a model group: what the gateway config gives LiteLLM
+    (`model_info.id`) and what LiteLLM returns in `x-litellm-model-id`, so probe can tell which
+    deployment answered a name."""
+    return f"{group}@{provider}"
+
+
 class GroupMember(_Strict):
     provider: ProviderName
     model: ModelName | None = None  # defaults to the provider's only served name

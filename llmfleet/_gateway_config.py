@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._catalog import Alias, ExternalProvider, LlamaCppProvider, LlamaCppPythonProvider, OllamaProvider, VllmProvider
+from ._catalog import (
+    Alias,
+    ExternalProvider,
+    LlamaCppProvider,
+    LlamaCppPythonProvider,
+    OllamaProvider,
+    VllmProvider,
+    deployment_id,
+)
 from ._load import Fleet, paused_gc
 from ._yaml_emit import dump_yaml
 
@@ -54,7 +62,7 @@ def _deployment(fleet: Fleet, model_name: str, provider: str, served: str, weigh
     params = _params(fleet, provider, served)
     if weight is not None:
         params["weight"] = weight
-    info: dict[str, Any] = {"id": f"{model_name}@{provider}"}
+    info: dict[str, Any] = {"id": deployment_id(model_name, provider)}
     context = fleet.catalog.providers[provider].context_length
     if context:
         info["max_input_tokens"] = context

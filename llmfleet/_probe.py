@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from ._catalog import Catalog, ExternalProvider, OllamaProvider
+from ._catalog import Catalog, ExternalProvider, OllamaProvider, deployment_id
 from ._drift import backend_urls
 from ._http import Failed, Limits, client, excerpt, redact, request
 from ._load import Fleet
@@ -42,6 +42,10 @@ class ProbeTarget:
     group: str  # the model group a request by this name routes to
     providers: tuple[str, ...]  # the deployments' providers
     external: bool  # served only by external (paid) providers
+    # Which deployments may answer (`x-litellm-model-id`): the group's own, and those of the groups
+    # it falls back to. Empty: not known (a target built without the catalog), nothing compared.
+    deployments: tuple[str, ...] = ()
+    fallback_deployments: tuple[str, ...] = ()
 
 
 def probe_targets(catalog: Catalog) -> list[ProbeTarget]:
@@ -53,10 +57,17 @@ def probe_targets(catalog: Catalog) -> list[ProbeTarget]:
     for gname, members in catalog.routes.groups.items():
         providers.setdefault(gname, []).extend(m.provider for m in members)
 
+    routes = catalog.routes
+
+    def deployments(group: str) -> tuple[str, ...]:
+        return tuple(deployment_id(group, p) for p in dict.fromkeys(providers.get(group, [])))
+
     def target(name: str, kind: str, group: str) -> ProbeTarget:
         owners = tuple(dict.fromkeys(providers.get(group, [])))
         external = bool(owners) and all(isinstance(catalog.providers[o], ExternalProvider) for o in owners)
-        return ProbeTarget(name, kind, group, owners, external)
+        chain = [*routes.fallbacks.get(group, []), *routes.context_window_fallbacks.get(group, [])]
+        fallback = tuple(d for g in dict.fromkeys(chain) for d in deployments(g))
+        return ProbeTarget(name, kind, group, owners, external, deployments(group), fallback)
 
     targets = [target(n, "group" if n in catalog.routes.groups else "model", n) for n in sorted(providers)]
     targets += [target(alias, "alias", a.model) for alias, a in sorted(catalog.routes.alias_entries().items())
@@ -97,7 +108,17 @@ async def probe_name(
         answered_by = headers.get("x-litellm-model-id") or "?"
         group = headers.get("x-litellm-model-group") or target.group
         attempts = int(headers.get("x-litellm-attempted-fallbacks") or 0)
-        if attempts > 0 or group not in (target.group, target.name):
+        # LiteLLM names the alias itself as the group of a request by alias: only the deployment
+        # id says whether what answered is one the catalog declares for this name.
+        if target.deployments and answered_by not in (*target.deployments, *target.fallback_deployments):
+            declared = ", ".join((*target.deployments, *target.fallback_deployments))
+            raise Failed(Verdict.FAILS, f"answered by {answered_by}, which the catalog does not declare for "
+                                        f"{target.name} (declared: {declared})")  # fmt: skip
+        if (
+            attempts > 0
+            or answered_by in set(target.fallback_deployments) - set(target.deployments)
+            or (not target.deployments and group not in (target.group, target.name))
+        ):
             result.verdict = Verdict.DEGRADED
             result.detail = (f"answered only through a fallback: by {answered_by} (group {group}) after "
                              f"{attempts} fallback attempt(s)")  # fmt: skip

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -26,6 +26,7 @@ class Route:
     hang: bool = False
     huge: int = 0  # stream this many bytes of a JSON-ish body
     location: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def json_route(payload: Any, status: int = 200, delay: float = 0.0) -> Route:
@@ -68,6 +69,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(route.status)
             if route.location:
                 self.send_header("Location", route.location)
+            for name, value in route.headers.items():
+                self.send_header(name, value)
             self.send_header("Content-Type", route.content_type)
             if route.huge:
                 self.send_header("Content-Length", str(route.huge))

@@ -57,7 +57,10 @@ def test_each_answer_has_its_verdict(tmp_path: Path) -> None:
         assert body["max_tokens"] == 1
         if model == "gemma":
             return json_route({"error": {"message": f"litellm.APIConnectionError: boom (key {KEY})"}}, 500)
-        return json_route({"choices": [{"message": {"content": "x"}}]})
+        deployment = {"chat": "gemma@native", "qwen2.5:0.5b": "qwen2.5:0.5b@ollama"}.get(
+            model, "gpt-oss:20b-cloud@cloud"
+        )
+        return litellm_answer(deployment, group=model)
 
     with standins(1) as (gateway,):
         gateway.posts["/v1/chat/completions"] = answer
@@ -73,6 +76,40 @@ def test_each_answer_has_its_verdict(tmp_path: Path) -> None:
     assert (report.exit_code, report.summary) == (2, "failing")
     assert {c.target: c.verdict for c in external.checks}["cheap"] is Verdict.ANSWERS
     assert all(auth == f"Bearer {KEY}" for _, auth in gateway.requests)
+
+
+def litellm_answer(deployment: str, group: str, fallbacks: int = 0) -> Route:
+    """A chat answer with the headers LiteLLM 1.108 sets: the deployment that answered, the group
+    (for a request by alias, the alias itself) and the fallbacks tried."""
+    route = json_route({"choices": [{"message": {"content": "x"}}]})
+    route.headers = {"x-litellm-model-id": deployment, "x-litellm-model-group": group,
+                     "x-litellm-attempted-fallbacks": str(fallbacks)}  # fmt: skip
+    return route
+
+
+def test_an_answer_from_a_deployment_the_catalog_does_not_declare_fails_naming_it(tmp_path: Path) -> None:
+    # A probe of one stack's names against another stack's gateway: `chat` exists there too, but
+    # routes to another model. LiteLLM's group header is the alias itself, so only the id tells.
+    [chat] = [t for t in probe_targets(fleet_of(CATALOG, tmp_path).catalog) if t.name == "chat"]
+    with standins(1) as (gateway,):
+        gateway.posts["/v1/chat/completions"] = lambda body: litellm_answer("qwen2.5:0.5b@ollama", group="chat")
+        report = run(gateway.url, [chat])
+    [check] = report.checks
+    assert (check.verdict, report.exit_code) == (Verdict.FAILS, 2)
+    assert check.detail == "answered by qwen2.5:0.5b@ollama, which the catalog does not declare for chat " \
+                           "(declared: gemma@native)"  # fmt: skip
+
+
+def test_an_answer_from_a_declared_fallback_is_degraded(tmp_path: Path) -> None:
+    catalog = CATALOG.replace("routes:\n", "routes:\n  fallbacks:\n    gemma: [qwen2.5:0.5b]\n")
+    [gemma] = [t for t in probe_targets(fleet_of(catalog, tmp_path).catalog) if t.name == "gemma"]
+    assert (gemma.deployments, gemma.fallback_deployments) == (("gemma@native",), ("qwen2.5:0.5b@ollama",))
+    with standins(1) as (gateway,):
+        gateway.posts["/v1/chat/completions"] = lambda body: litellm_answer("qwen2.5:0.5b@ollama", "qwen2.5:0.5b", 1)
+        [check] = run(gateway.url, [gemma]).checks
+    assert check.verdict is Verdict.DEGRADED
+    assert check.detail == "answered only through a fallback: by qwen2.5:0.5b@ollama (group qwen2.5:0.5b) after " \
+                           "1 fallback attempt(s)"  # fmt: skip
 
 
 def test_a_refused_key_is_could_not_check(tmp_path: Path) -> None:
