@@ -10,6 +10,11 @@ import xml.etree.ElementTree as ET
 from ._report import Report, Verdict
 
 
+def _continued(text: str, indent: str) -> str:
+    """Server error text spans lines (LiteLLM's has blank ones): keep every line under its check."""
+    return "\n".join(line if not i or not line else indent + line for i, line in enumerate(text.splitlines()))
+
+
 def as_text(report: Report) -> str:
     lines = [
         f"stack '{report.stack}': {report.summary} (gateway {report.gateway_url}, {len(report.declared)} declared "
@@ -18,11 +23,11 @@ def as_text(report: Report) -> str:
     for c in report.checks:
         line = f"  {c.target} [{c.kind}]: {c.verdict.value}"
         if c.detail and c.verdict is not Verdict.DRIFT:
-            line += f": {c.detail}"
+            line += f": {_continued(c.detail, '      ')}"
         lines.append(line)
         lines += [f"    - {name}: declared, not served" for name in c.missing if c.target == "gateway"]
         lines += [f"    + {name}: served, not declared" for name in c.undeclared if c.target == "gateway"]
-        lines += [f"    {note}" for note in c.notes]
+        lines += [f"    {_continued(note, '      ')}" for note in c.notes]
     return "\n".join(lines) + "\n"
 
 
@@ -39,14 +44,23 @@ def as_markdown(report: Report) -> str:
         "",
         f"Gateway `{report.gateway_url}`, {len(report.declared)} declared names, checked in {report.seconds:.2f} s.",
         "",
-        "| check | kind | verdict | missing | not declared | detail |",
-        "| --- | --- | --- | --- | --- | --- |",
     ]
+    # probe compares no lists: its table has no missing/not-declared columns.
+    lists = report.command != "probe"
+    out.append("| check | kind | verdict | " + ("missing | not declared | " if lists else "") + "detail |")
+    out.append("| --- | --- | --- | " + ("--- | --- | " if lists else "") + "--- |")
     for c in report.checks:
-        cells = [c.target, c.kind, c.verdict.value, ", ".join(f"`{m}`" for m in c.missing),
-                 ", ".join(f"`{u}`" for u in c.undeclared), "; ".join([*c.notes] or [c.detail])]  # fmt: skip
-        out.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+        cells = [c.target, c.kind, c.verdict.value]
+        if lists:
+            cells += [", ".join(f"`{m}`" for m in c.missing), ", ".join(f"`{u}`" for u in c.undeclared)]
+        cells.append("; ".join([*c.notes] or [c.detail]))
+        out.append("| " + " | ".join(_md_cell(cell) for cell in cells) + " |")
     return "\n".join(out) + "\n"
+
+
+def _md_cell(text: str) -> str:
+    """One table cell whatever the text holds: a `|` would end the cell and a newline the row."""
+    return "<br>".join(text.replace("|", "\\|").splitlines())
 
 
 def as_junit(report: Report) -> str:

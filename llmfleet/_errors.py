@@ -49,9 +49,21 @@ class Problem:
         return f"{self.file}:{self.line}:{self.col}: {self.severity}: {where}: {self.message}.{hint} ({self.rule})"
 
     def format_github(self) -> str:
+        """A GitHub Actions workflow command, escaped as GitHub documents it: `%`, CR and LF in the
+        message; those and `:` and `,` in property values (a key may hold any of them)."""
         level = "error" if self.severity == "error" else "warning"
-        text = f"{format_key_path(self.path)}: {self.message}. {self.hint} ({self.rule})"
-        return f"::{level} file={self.file},line={self.line},col={self.col}::{text.strip()}"
+        hint = f" {self.hint}" if self.hint else ""
+        text = f"{format_key_path(self.path)}: {self.message}.{hint} ({self.rule})"
+        props = f"file={_gh_property(self.file)},line={self.line},col={self.col}"
+        return f"::{level} {props}::{_gh_data(text)}"
+
+
+def _gh_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _gh_property(text: str) -> str:
+    return _gh_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 class LlmfleetError(Exception):

@@ -1,0 +1,60 @@
+"""Reports and annotations survive real error text: LiteLLM's messages hold newlines, blank lines
+and `|`; a key or a file name can hold anything GitHub's workflow commands treat as syntax."""
+
+from __future__ import annotations
+
+import re
+
+from llmfleet import Problem, Verdict
+from llmfleet._drift_report import as_markdown, as_text
+from llmfleet._report import CheckResult, Report
+
+# Shaped like LiteLLM 1.108's error for a dead backend: several lines, a blank one, a pipe.
+LITELLM_ERROR = (
+    "HTTP 500: litellm.APIConnectionError: OpenAIException - Connection error.\n"
+    "\n"
+    "Received Model Group=tiny-native\n"
+    "Available Model Group Fallbacks=None | LiteLLM Retried: 1 times"
+)
+
+
+def probe_report() -> Report:
+    failing = CheckResult("tiny-native", "model", None, Verdict.FAILS, detail=LITELLM_ERROR)
+    fine = CheckResult("chat", "alias", None, Verdict.ANSWERS, notes=["answered by tiny-ollama@ollama"])
+    return Report("e2e", "http://127.0.0.1:4000", ["chat", "tiny-native"], [failing, fine], command="probe")
+
+
+def test_markdown_keeps_one_row_per_check_whatever_the_text_holds() -> None:
+    table = [line for line in as_markdown(probe_report()).splitlines() if line.startswith("|")]
+    # Header, separator, two checks; probe has no missing/not-declared columns.
+    assert table[0] == "| check | kind | verdict | detail |" and len(table) == 4
+    assert table[2] == (
+        "| tiny-native | model | fails | HTTP 500: litellm.APIConnectionError: OpenAIException - Connection error."
+        "<br><br>Received Model Group=tiny-native<br>"
+        "Available Model Group Fallbacks=None \\| LiteLLM Retried: 1 times |"
+    )
+    assert all(len(re.findall(r"(?<!\\)\|", line)) == 5 for line in table)  # four cells, whatever they hold
+
+
+def test_drift_markdown_keeps_its_list_columns() -> None:
+    report = Report("e2e", "http://gw", ["a"], [CheckResult("gateway", "litellm", None, Verdict.DRIFT, missing=["a"])])
+    assert "| check | kind | verdict | missing | not declared | detail |" in as_markdown(report)
+
+
+def test_text_report_indents_every_line_of_a_detail_under_its_check() -> None:
+    lines = as_text(probe_report()).splitlines()
+    start = lines.index("  tiny-native [model]: fails: HTTP 500: litellm.APIConnectionError: OpenAIException - "
+                        "Connection error.")  # fmt: skip
+    assert lines[start + 1 : start + 4] == [
+        "",
+        "      Received Model Group=tiny-native",
+        "      Available Model Group Fallbacks=None | LiteLLM Retried: 1 times",
+    ]
+    assert lines[start + 4] == "  chat [alias]: answers"
+
+
+def test_github_annotations_escape_what_workflow_commands_treat_as_syntax() -> None:
+    problem = Problem("config/a,b:c.yaml", 3, 5, ("providers", "ollama"), "100% wrong\nsee above", "rule-x")
+    assert problem.format_github() == (
+        "::error file=config/a%2Cb%3Ac.yaml,line=3,col=5::providers.ollama: 100%25 wrong%0Asee above. (rule-x)"
+    )
