@@ -44,8 +44,10 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=10.0, help="chat requests per second during the change")
     args = parser.parse_args()
     engine_bin = engine_build.ensure_built()
+    with running_engine(air_gapped=False) as builder:
+        images = ensure_images(builder)
     with running_engine() as docker, tempfile.TemporaryDirectory(prefix="llmfleet-bench-deploy-") as work:
-        fleet = new_fleet(Path(work), engine_bin, docker, ensure_images(docker))
+        fleet = new_fleet(Path(work), engine_bin, docker, images)
         project = fleet.project
         try:
             preview = timed(project.pulumi, "preview", "--policy-pack", "policy")

@@ -115,8 +115,13 @@ def _stop_stale(pidfile: Path) -> None:
 
 
 @contextmanager
-def running_engine() -> Iterator[DockerEngine]:
-    """Start dockerd, yield it with nothing but images in it, then empty it and stop it."""
+def running_engine(air_gapped: bool = True) -> Iterator[DockerEngine]:
+    """Start dockerd, yield it with nothing but images in it, then empty it and stop it.
+
+    `air_gapped`: no upstream DNS for containers (`--dns 127.0.0.1`), as on an air-gapped host, so
+    a name outside the fleet's network (a stopped backend's) fails at once instead of waiting on
+    the machine's resolver, which containers cannot reach here. Image builds need the resolver
+    (their RUN steps reach Debian's mirror by name): build in an engine started without it."""
     DATA_ROOT.mkdir(parents=True, exist_ok=True)
     pidfile = DATA_ROOT.parent / "dockerd.pid"
     _stop_stale(pidfile)
@@ -134,10 +139,7 @@ def running_engine() -> Iterator[DockerEngine]:
         "--iptables=false",
         "--ip6tables=false",
         "--userland-proxy=true",
-        # No upstream DNS for the containers, as on an air-gapped host: a name outside the fleet's
-        # network (a stopped backend's) fails at once instead of waiting on the machine's resolver,
-        # which containers cannot reach here.
-        "--dns=127.0.0.1",
+        *(["--dns=127.0.0.1"] if air_gapped else []),
     ]  # fmt: skip
     with log_path.open("ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -190,7 +190,8 @@ def _llama_cmake_flags(sdist: Path) -> str:
 
 
 def ensure_images(engine: DockerEngine, log=sys.stderr) -> FleetImages:
-    """Every image the test stack declares, built if missing."""
+    """Every image the test stack declares, built if missing (in an engine that is not air-gapped:
+    the builds reach Debian's mirror by name)."""
     base = _base(engine, log)
     python = _build(engine, "python", {"BASE": base}, {}, log)
     litellm_wheels = _wheels("litellm", [LITELLM_REQUIREMENT, *IMAGE_PYTHON_EXTRAS], PROJECT / "constraints.txt", log)
@@ -228,7 +229,7 @@ def main() -> int:
     from tests.docker_engine import running_engine
 
     try:
-        with running_engine() as engine:
+        with running_engine(air_gapped=False) as engine:
             images = ensure_images(engine)
     except (DockerEngineError, OSError, subprocess.SubprocessError, RuntimeError) as exc:
         print(f"images: {exc}", file=sys.stderr)

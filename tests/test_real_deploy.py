@@ -28,14 +28,16 @@ pytestmark = [pytest.mark.real_deploy, pytest.mark.timeout(1800)]
 
 
 @pytest.fixture(scope="module")
-def docker() -> Iterator[DockerEngine]:
-    with running_engine() as engine:
-        yield engine
+def images() -> FleetImages:
+    """Built (or found) in an engine that reaches Debian's mirror; deployed in an air-gapped one."""
+    with running_engine(air_gapped=False) as builder:
+        return ensure_images(builder)
 
 
 @pytest.fixture(scope="module")
-def images(docker: DockerEngine) -> FleetImages:
-    return ensure_images(docker)
+def docker(images: FleetImages) -> Iterator[DockerEngine]:
+    with running_engine() as engine:
+        yield engine
 
 
 @pytest.fixture(scope="module")
