@@ -43,19 +43,20 @@ class Problem:
     severity: Severity = field(default="error", compare=False)
     hint: str = field(default="", compare=False)
 
-    def format(self) -> str:
-        where = format_key_path(self.path)
+    def _what(self) -> str:
+        """`key.path: message. hint (rule)`: what every format says after where."""
         hint = f" {self.hint}" if self.hint else ""
-        return f"{self.file}:{self.line}:{self.col}: {self.severity}: {where}: {self.message}.{hint} ({self.rule})"
+        return f"{format_key_path(self.path)}: {self.message}.{hint} ({self.rule})"
+
+    def format(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}: {self.severity}: {self._what()}"
 
     def format_github(self) -> str:
         """A GitHub Actions workflow command, escaped as GitHub documents it: `%`, CR and LF in the
         message; those and `:` and `,` in property values (a key may hold any of them)."""
         level = "error" if self.severity == "error" else "warning"
-        hint = f" {self.hint}" if self.hint else ""
-        text = f"{format_key_path(self.path)}: {self.message}.{hint} ({self.rule})"
         props = f"file={_gh_property(self.file)},line={self.line},col={self.col}"
-        return f"::{level} {props}::{_gh_data(text)}"
+        return f"::{level} {props}::{_gh_data(self._what())}"
 
 
 def _gh_data(text: str) -> str:

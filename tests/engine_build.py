@@ -31,8 +31,9 @@ import sys
 import time
 from pathlib import Path
 
+from tests.llama_build import CACHE_ROOT
+
 ENGINE_SOURCES = Path(__file__).resolve().parent.parent / "tools" / "engine"
-CACHE_ROOT = Path(os.environ.get("LLMFLEET_TEST_CACHE", Path.home() / ".cache" / "llmfleet-tests"))
 PKG = "github.com/pulumi/pulumi/pkg/v3"
 SDK = "github.com/pulumi/pulumi/sdk/v3"
 VERSION_VAR = f"{SDK}/go/common/version.Version"
