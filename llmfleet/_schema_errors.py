@@ -15,7 +15,7 @@ from typing import Annotated, Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from ._checks import closest_name
+from ._checks_context import closest_name
 from ._errors import KeyPath, Problem
 from ._yaml import SourceMap, what_yaml_read
 

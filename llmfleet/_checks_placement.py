@@ -1,0 +1,91 @@
+"""Checks of where things run: hosts named in the stack exist and are reachable, names that
+become network aliases do not collide, and published ports do not clash."""
+
+from __future__ import annotations
+
+from ._catalog import ExternalProvider
+from ._checks_context import CheckContext, closest
+from ._front_proxy import FRONT_ALIAS, GATEWAY_ALIAS
+
+
+def placement(ctx: CheckContext) -> None:
+    hosts = ctx.stack.hosts
+    if ctx.stack.gateway.host and ctx.stack.gateway.host not in hosts:
+        ctx.error(
+            ctx.stk,
+            ("config", "llmfleet:gateway", "host"),
+            f"no host named '{ctx.stack.gateway.host}'",
+            "unknown-host",
+            closest(ctx.stack.gateway.host, hosts),
+        )
+    for pname, placed in ctx.stack.providers.items():
+        path = ("config", "llmfleet:providers", pname)
+        provider = ctx.catalog.providers.get(pname)
+        if provider is None:
+            ctx.error(
+                ctx.stk,
+                path,
+                f"the catalog has no provider '{pname}'",
+                "unknown-provider",
+                closest(pname, ctx.catalog.providers),
+            )
+            continue
+        if isinstance(provider, ExternalProvider):
+            ctx.error(
+                ctx.stk,
+                path,
+                f"'{pname}' is external: it is not deployed, so it has no placement",
+                "external-placement",
+                "Remove this entry.",
+            )
+            continue
+        if placed.host and placed.host not in hosts:
+            ctx.error(
+                ctx.stk,
+                (*path, "host"),
+                f"no host named '{placed.host}'",
+                "unknown-host",
+                closest(placed.host, hosts),
+            )
+    for pname in ctx.catalog.local_providers():
+        host = ctx.stack.host_of(pname)
+        if host in hosts and host != ctx.stack.gateway_host and not hosts[host].address:
+            ctx.error(
+                ctx.stk,
+                ("config", "llmfleet:hosts", host),
+                f"provider '{pname}' runs on '{host}' but the gateway has no address to reach it",
+                "missing-address",
+                f"Set llmfleet:hosts.{host}.address to an IP or name of '{host}'.",
+            )
+
+
+def reserved_names(ctx: CheckContext) -> None:
+    # Provider names are network aliases on the fleet network, beside the gateways' own.
+    for reserved in (GATEWAY_ALIAS, FRONT_ALIAS):
+        if reserved in ctx.catalog.local_providers():
+            ctx.error(ctx.cat, ("providers", reserved),
+                      f"'{reserved}' is a network alias llmfleet uses for the gateways and their front proxy",
+                      "reserved-name", "Rename the provider.")  # fmt: skip
+
+
+def ports(ctx: CheckContext) -> None:
+    # Only published ports can clash: on the fleet's bridge network each container has its
+    # own network namespace, so two unpublished servers may both listen on 8000.
+    used: dict[tuple[str, int], str] = {}
+    gw_host = ctx.stack.gateway_host
+    used[(gw_host, ctx.stack.gateway.port)] = "the gateway"
+    for pname, provider in ctx.catalog.local_providers().items():
+        if ctx.stack.host_of(pname) not in ctx.stack.hosts or ctx.stack.publish_ip(pname) is None:
+            continue  # an unknown host is reported by placement()
+        key = (ctx.stack.host_of(pname), provider.listen_port)
+        if key in used:
+            path = ("providers", pname, "port") if provider.port else ("providers", pname)
+            ctx.error(
+                ctx.cat,
+                path,
+                f"port {key[1]} on host '{key[0]}' is already published by {used[key]}",
+                "port-conflict",
+                "Set `port:` to a free port.",
+            )
+        else:
+            used[key] = f"provider '{pname}'"
