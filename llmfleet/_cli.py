@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from . import __version__
 from ._urls import gateway_url_problem
+from ._wording import count
 
 if TYPE_CHECKING:
     from ._errors import Problem
@@ -156,11 +157,18 @@ def _report(problems: list[Problem], fmt: str, out: TextIO) -> None:
 
 
 def _load(
-    project: Path, stack: str, fmt: str = "text", *, warnings: bool = False, shown_as: Path | None = None
+    project: Path,
+    stack: str,
+    fmt: str = "text",
+    *,
+    warnings: bool = False,
+    shown_as: Path | None = None,
+    not_done: str = "",
 ) -> Fleet | None:
     """Load a stack, printing its errors. Warnings are `validate`'s to show: repeated on every
     render, models and drift run they would only be noise. `shown_as`: a prefix for the files
-    named in problems (another checkout's)."""
+    named in problems (another checkout's). `not_done`: what the command did not do because of
+    the errors, when that is not plain (no llmfleet command changes anything)."""
     from ._errors import ConfigError
     from ._load import load_fleet
 
@@ -170,9 +178,12 @@ def _load(
         problems = exc.problems if shown_as is None else [
             dataclasses.replace(p, file=str(shown_as / p.file)) for p in exc.problems
         ]  # fmt: skip
-        _report([p for p in problems if warnings or p.severity == "error"], fmt, sys.stderr)
-        errors = sum(p.severity == "error" for p in problems)
-        print(f"stack '{stack}': {errors} error(s); nothing was changed.", file=sys.stderr)
+        shown = [p for p in problems if warnings or p.severity == "error"]
+        _report(shown, fmt, sys.stderr)
+        found = count(sum(p.severity == "error" for p in shown), "error")
+        if warnings and any(p.severity == "warning" for p in shown):
+            found += ", " + count(sum(p.severity == "warning" for p in shown), "warning")
+        print(f"stack '{stack}': {found}" + (f"; {not_done}." if not_done else "."), file=sys.stderr)
         return None
     if warnings:
         _report(fleet.warnings, fmt, sys.stderr)
@@ -195,9 +206,10 @@ def _validate(args: argparse.Namespace) -> int:
             continue
         names = len(declared_models(fleet.catalog))
         aliases = sum(not a.hidden for a in fleet.catalog.routes.alias_entries().values())
-        warned = f", {len(fleet.warnings)} warning(s)" if fleet.warnings else ""
-        print(f"stack '{stack}': ok ({len(fleet.catalog.providers)} providers, {names - aliases} models, "
-              f"{aliases} visible aliases: {names} names in /v1/models{warned})")  # fmt: skip
+        warned = f", {count(len(fleet.warnings), 'warning')}" if fleet.warnings else ""
+        print(f"stack '{stack}': ok ({count(len(fleet.catalog.providers), 'provider')}, "
+              f"{count(names - aliases, 'model')}, {count(aliases, 'visible alias', 'visible aliases')}: "
+              f"{count(names, 'name')} in /v1/models{warned})")  # fmt: skip
     return 1 if failed else 0
 
 
@@ -252,7 +264,7 @@ def _drift(args: argparse.Namespace) -> int:
 
     from ._drift import Limits, check
 
-    fleet = _load(args.project_dir, args.stack)
+    fleet = _load(args.project_dir, args.stack, not_done="the gateway was not checked")
     if fleet is None:
         return 1
     url = args.url or fleet.stack.gateway_url
@@ -269,7 +281,7 @@ def _probe(args: argparse.Namespace) -> int:
     from ._http import Limits
     from ._probe import probe
 
-    fleet = _load(args.project_dir, args.stack)
+    fleet = _load(args.project_dir, args.stack, not_done="the gateway was not checked")
     if fleet is None:
         return 1
     url = args.url or fleet.stack.gateway_url

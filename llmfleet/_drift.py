@@ -22,6 +22,7 @@ from ._declared import declared_models
 from ._http import Failed, Limits, client, excerpt, redact, request
 from ._load import Fleet
 from ._report import CheckResult, Report, Verdict
+from ._wording import duration
 
 
 async def _get(
@@ -172,7 +173,7 @@ async def _check_once(
             async with asyncio.timeout(limits.deadline):
                 results = list(await asyncio.gather(*coros))
         except TimeoutError:
-            late = f"not finished within the whole check's {limits.deadline:g} s deadline"
+            late = f"not finished within the whole check's {duration(limits.deadline)} deadline"
             results = [CheckResult("gateway", "litellm", url, Verdict.UNREACHABLE, detail=late)]
             results += [CheckResult(n, p.kind, u, Verdict.UNREACHABLE, detail=late) for n, p, u in targets if u]
     skipped = [

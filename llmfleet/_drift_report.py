@@ -8,6 +8,7 @@ import json
 import xml.etree.ElementTree as ET
 
 from ._report import Report, Verdict
+from ._wording import count, duration
 
 
 def _continued(text: str, indent: str) -> str:
@@ -17,8 +18,8 @@ def _continued(text: str, indent: str) -> str:
 
 def as_text(report: Report) -> str:
     lines = [
-        f"stack '{report.stack}': {report.summary} (gateway {report.gateway_url}, {len(report.declared)} declared "
-        f"names, {report.seconds:.2f} s, {report.attempts} attempt(s))"
+        f"stack '{report.stack}': {report.summary} (gateway {report.gateway_url}, "
+        f"{count(len(report.declared), 'declared name')}, {_took(report)})"
     ]
     for c in report.checks:
         line = f"  {c.target} [{c.kind}]: {c.verdict.value}"
@@ -29,6 +30,13 @@ def as_text(report: Report) -> str:
         lines += [f"    + {name}: served, not declared" for name in c.undeclared if c.target == "gateway"]
         lines += [f"    {_continued(note, '      ')}" for note in c.notes]
     return "\n".join(lines) + "\n"
+
+
+def _took(report: Report) -> str:
+    """How long the check took; for drift, in how many attempts (more than one with --wait)."""
+    if report.command == "drift":
+        return f"{count(report.attempts, 'attempt')} in {duration(report.seconds)}"
+    return duration(report.seconds)
 
 
 def as_json(report: Report) -> str:
@@ -42,7 +50,8 @@ def as_markdown(report: Report) -> str:
     out = [
         f"### {_ICONS[report.exit_code]} llmfleet {report.command}: stack `{report.stack}`: {report.summary}",
         "",
-        f"Gateway `{report.gateway_url}`, {len(report.declared)} declared names, checked in {report.seconds:.2f} s.",
+        f"Gateway `{report.gateway_url}`, {count(len(report.declared), 'declared name')}, checked in "
+        f"{duration(report.seconds)}.",
         "",
     ]
     # probe compares no lists: its table has no missing/not-declared columns.

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ._wording import count
+
 Severity = Literal["error", "warning"]
 KeyPath = tuple[str | int, ...]
 
@@ -78,4 +80,4 @@ class ConfigError(LlmfleetError):
         self.problems = sorted(problems)
         errors = [p for p in self.problems if p.severity == "error"]
         lines = "\n".join(p.format() for p in errors)
-        super().__init__(f"{len(errors)} error(s) in the fleet configuration:\n{lines}")
+        super().__init__(f"{count(len(errors), 'error')} in the fleet configuration:\n{lines}")

@@ -25,6 +25,7 @@ from ._drift import backend_urls
 from ._http import Failed, Limits, client, excerpt, redact, request
 from ._load import Fleet
 from ._report import CheckResult, Report, Verdict
+from ._wording import count, duration
 
 PROMPT = [{"role": "user", "content": "ping"}]
 # A first request to a cold CPU server can take seconds: longer than drift's list requests.
@@ -121,7 +122,7 @@ async def probe_name(
         ):
             result.verdict = Verdict.DEGRADED
             result.detail = (f"answered only through a fallback: by {answered_by} (group {group}) after "
-                             f"{attempts} fallback attempt(s)")  # fmt: skip
+                             f"{count(attempts, 'fallback attempt')}")  # fmt: skip
         else:
             result.notes = [f"answered by {answered_by}"]
     except Failed as failed:
@@ -164,7 +165,7 @@ async def _bounded(coros: list[Awaitable[CheckResult]], fallbacks: list[CheckRes
             results.append(task.result())
         else:
             task.cancel()
-            late.detail = f"not finished within the whole check's {deadline:g} s deadline"
+            late.detail = f"not finished within the whole check's {duration(deadline)} deadline"
             results.append(late)
     return results
 

@@ -39,7 +39,7 @@ def project(tmp_path: Path) -> Path:
 def test_validate_ok(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "--project-dir", str(project), "validate") == (
         0,
-        "stack 'test': ok (1 providers, 2 models, 1 visible aliases: 3 names in /v1/models)\n",
+        "stack 'test': ok (1 provider, 2 models, 1 visible alias: 3 names in /v1/models)\n",
         "",
     )
 
@@ -53,10 +53,10 @@ def test_validate_reports_every_problem_of_every_stack(project: Path, capsys: py
     assert err == (
         "config/other.yaml:4:14: error: providers.x.models[0]: '*' is a wildcard; LiteLLM expands it from its "
         "price list, not from the backend. List each model name explicitly. (wildcard-model)\n"
-        "stack 'other': 1 error(s); nothing was changed.\n"
+        "stack 'other': 1 error.\n"
         "config/catalog.yaml:4:45: error: providers.ollama.models[2]: 'q*' is a wildcard; LiteLLM expands it "
         "from its price list, not from the backend. List each model name explicitly. (wildcard-model)\n"
-        "stack 'test': 1 error(s); nothing was changed.\n"
+        "stack 'test': 1 error.\n"
     )
 
 
@@ -92,7 +92,7 @@ def test_unknown_stack(project: Path, capsys: pytest.CaptureFixture[str]) -> Non
         1,
         "",
         "stacks/Pulumi.prod.yaml:1:1: error: (document): no stack 'prod'. Known stacks: test. (unknown-stack)\n"
-        "stack 'prod': 1 error(s); nothing was changed.\n",
+        "stack 'prod': 1 error.\n",
     )
 
 
@@ -118,3 +118,22 @@ def test_module_entry_point(project: Path) -> None:
         timeout=60,
     )
     assert (result.returncode, result.stdout, result.stderr) == (0, '["chat", "llama3.1:latest", "qwen2.5:0.5b"]\n', "")
+
+
+def test_error_and_warning_counts_are_english_and_say_nothing_false(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    no_key = BASE_STACK.split("  llmfleet:masterKey:")[0]
+    (project / "stacks" / "Pulumi.test.yaml").write_text(no_key)
+    code, out, err = run(capsys, "--project-dir", str(project), "validate")
+    assert (code, out) == (0, "stack 'test': ok (1 provider, 2 models, 1 visible alias: 3 names in /v1/models, "
+                               "1 warning)\n")  # fmt: skip
+    (project / "config" / "catalog.yaml").write_text(CATALOG.replace("chat: llama3.1:latest", "chat: llama3"))
+    code, out, err = run(capsys, "--project-dir", str(project), "validate")
+    assert (code, out, err.splitlines()[-1]) == (1, "", "stack 'test': 1 error, 1 warning.")
+    # Only drift and probe say what the errors kept them from doing; no command changes anything.
+    code, out, err = run(capsys, "--project-dir", str(project), "drift", "--stack", "test")
+    assert (code, out, err.splitlines()[-1]) == (1, "", "stack 'test': 1 error; the gateway was not checked.")
+    code, out, err = run(capsys, "--project-dir", str(project), "render", "--stack", "test")
+    assert (code, out, err.splitlines()[-1]) == (1, "", "stack 'test': 1 error.")
+    assert "nothing was changed" not in err

@@ -58,3 +58,24 @@ def test_github_annotations_escape_what_workflow_commands_treat_as_syntax() -> N
     assert problem.format_github() == (
         "::error file=config/a%2Cb%3Ac.yaml,line=3,col=5::providers.ollama: 100%25 wrong%0Asee above. (rule-x)"
     )
+
+
+def test_the_text_header_counts_in_english_and_rounds_the_time() -> None:
+    one = Report("e2e", "http://gw", ["a"], [CheckResult("gateway", "litellm", None, Verdict.IN_SYNC)],
+                 attempts=1, seconds=6.54174)  # fmt: skip
+    assert (
+        as_text(one).splitlines()[0] == "stack 'e2e': in sync (gateway http://gw, 1 declared name, 1 attempt in 6.5 s)"
+    )
+    three = Report("e2e", "http://gw", ["a", "b"], one.checks, attempts=3, seconds=0.25)
+    assert as_text(three).splitlines()[0] == (
+        "stack 'e2e': in sync (gateway http://gw, 2 declared names, 3 attempts in 0.25 s)"
+    )
+
+
+def test_a_probe_header_has_no_attempts_and_markdown_rounds_the_time() -> None:
+    report = probe_report()
+    report.seconds = 12.3456
+    assert as_text(report).splitlines()[0] == (
+        "stack 'e2e': failing (gateway http://127.0.0.1:4000, 2 declared names, 12 s)"
+    )
+    assert "Gateway `http://127.0.0.1:4000`, 2 declared names, checked in 12 s." in as_markdown(report)
