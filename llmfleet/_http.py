@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from ._report import Verdict
+from ._wording import duration
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # a model list or a 1-token answer is kilobytes; more is not one
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
@@ -55,13 +56,15 @@ def _causes(exc: BaseException) -> Iterable[BaseException]:
         seen = seen.__cause__ or seen.__context__
 
 
-def describe(exc: httpx.HTTPError, url: str) -> str:
+def describe(exc: httpx.HTTPError, url: str, timeout: float) -> str:
+    """What went wrong, for a report: `timeout` is the per-request one, so a reader can tell a
+    slow server from a short --timeout."""
     if isinstance(exc, httpx.TooManyRedirects):
         return f"{url}: too many redirects (a redirect loop?)"
     if isinstance(exc, httpx.ConnectTimeout):
-        return f"{url}: connection timed out"
+        return f"{url}: no connection within the {duration(timeout)} timeout"
     if isinstance(exc, httpx.TimeoutException):
-        return f"{url}: no answer within the timeout"
+        return f"{url}: no answer within the {duration(timeout)} timeout"
     if isinstance(exc, httpx.ConnectError):
         causes = list(_causes(exc))
         if any(isinstance(c, socket.gaierror) for c in causes):
@@ -112,13 +115,13 @@ async def request(
                 return Answer(response.status_code, response.headers, bytes(body))
         except (httpx.ConnectError, httpx.TimeoutException) as exc:
             if last:
-                raise Failed(Verdict.UNREACHABLE, describe(exc, url)) from None
+                raise Failed(Verdict.UNREACHABLE, describe(exc, url, limits.timeout)) from None
             await asyncio.sleep(delay)
             delay *= 2
         except httpx.TooManyRedirects as exc:
-            raise Failed(Verdict.BAD_RESPONSE, describe(exc, url)) from None
+            raise Failed(Verdict.BAD_RESPONSE, describe(exc, url, limits.timeout)) from None
         except httpx.HTTPError as exc:
-            raise Failed(Verdict.UNREACHABLE, describe(exc, url)) from None
+            raise Failed(Verdict.UNREACHABLE, describe(exc, url, limits.timeout)) from None
     raise AssertionError("unreachable")  # the loop always returns or raises
 
 

@@ -3,13 +3,16 @@ within the deadline. Each fault is a real server on loopback (or a real closed p
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from llmfleet._cli import main
+from llmfleet._http import Failed, Limits, client, request
 
 from .fleetdir import write_project
 from .litellm_proxy import free_port
@@ -69,12 +72,12 @@ def test_refused(project: Path, capsys) -> None:
 
 def test_accepts_and_never_answers(project: Path, gateway: StandIn, capsys) -> None:
     gateway.routes["/v1/models"] = Route(hang=True)
-    assert_could_not_check(drift(project, gateway.url, capsys), "/v1/models: no answer within the timeout")
+    assert_could_not_check(drift(project, gateway.url, capsys), "/v1/models: no answer within the 0.3 s timeout")
 
 
 def test_answers_after_the_timeout(project: Path, gateway: StandIn, capsys) -> None:
     gateway.routes["/v1/models"] = json_route(openai_models(["qwen2.5:0.5b"]), delay=1.0)
-    assert_could_not_check(drift(project, gateway.url, capsys), "no answer within the timeout")
+    assert_could_not_check(drift(project, gateway.url, capsys), "no answer within the 0.3 s timeout")
 
 
 @pytest.mark.parametrize("status", [400, 401, 403])
@@ -138,3 +141,24 @@ def test_no_key_in_the_environment(project: Path, gateway: StandIn, capsys, monk
     result = drift(project, gateway.url, capsys)
     assert_could_not_check(result, "no master key: the environment variable LITELLM_MASTER_KEY is not set")
     assert gateway.requests == []
+
+
+@pytest.mark.parametrize(
+    ("raised", "says"),
+    [
+        (httpx.ConnectTimeout, "no connection within the 2.5 s timeout"),
+        (httpx.ReadTimeout, "no answer within the 2.5 s timeout"),
+    ],
+)
+def test_a_timeout_names_its_length(raised: type[httpx.TimeoutException], says: str) -> None:
+    # Loopback cannot make a connection time out: this one fault is raised by a mock transport.
+    def transport(request: httpx.Request) -> httpx.Response:
+        raise raised("timed out", request=request)
+
+    async def once() -> None:
+        async with client(httpx.MockTransport(transport), 1) as http:
+            await request(http, "GET", "http://gw:4000/v1/models", Limits(timeout=2.5, retries=0))
+
+    with pytest.raises(Failed) as failed:
+        asyncio.run(once())
+    assert failed.value.detail == f"http://gw:4000/v1/models: {says}"
