@@ -89,14 +89,31 @@ def _parser(project_dir: Path = Path(".")) -> argparse.ArgumentParser:
     parser.add_argument("--project-dir", default=".", type=Path, help="the llmfleet project (default: .)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("validate", help="check stacks and their catalogs; report every problem")
+    p = sub.add_parser(
+        "validate",
+        help="check stacks and their catalogs; report every problem",
+        description="Check each stack file and the catalog it names, without Pulumi or Docker, and report every "
+        "problem at its file:line:col. Exit 0 valid (warnings allowed), 1 errors.",
+    )
     p.add_argument("--stack", action="append", help=f"stack to check (repeatable; default: every stack); {stack_help}")
-    p.add_argument("--format", choices=["text", "github"], default="text", help="problem format")
+    p.add_argument("--format", choices=["text", "github"], default="text",
+                   help="text: file:line:col: severity: message; github: workflow annotations "
+                   "(default: %(default)s)")  # fmt: skip
 
-    p = sub.add_parser("render", help="print the LiteLLM proxy config of a stack")
+    p = sub.add_parser(
+        "render",
+        help="print the LiteLLM proxy config of a stack",
+        description="Print the LiteLLM proxy config (config.yaml) that deploying the stack gives its gateway. "
+        "Nothing is deployed.",
+    )
     p.add_argument("--stack", required=True, help=stack_help)
 
-    p = sub.add_parser("models", help="print the declared set: the names /v1/models must list")
+    p = sub.add_parser(
+        "models",
+        help="print the declared set: the names /v1/models must list",
+        description="Print the declared set, one name a line: the served names, load-balanced groups and visible "
+        "aliases the gateway's /v1/models must list. With --diff-against, what this checkout adds and removes.",
+    )
     p.add_argument("--stack", required=True, help=stack_help)
     form = p.add_mutually_exclusive_group()
     form.add_argument("--json", action="store_true", help="a JSON list instead of one name a line")
@@ -107,13 +124,15 @@ def _parser(project_dir: Path = Path(".")) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "drift",
         help="compare the live gateway's /v1/models with the declared set",
-        description="Exit 0 in sync, 2 drift, 1 could not check. The master key is read from the "
-        "environment and never printed.",
+        description="Compare the live gateway's /v1/models (and, with --backends, each backend's list) with the "
+        "declared set. Exit 0 in sync, 2 drift, 1 could not check. The master key is read from the environment "
+        "and never printed.",
     )
     _gateway_options(p, stack_help)
     p.add_argument("--backends", action="store_true", help="also check each backend reachable from here")
     p.add_argument("--wait", type=_seconds_or_zero, default=0.0, metavar="SECONDS",
-                   help="poll until in sync or this many seconds have passed (after a deploy)")  # fmt: skip
+                   help="poll until in sync or this many seconds have passed, after a deploy "
+                   "(default 0: check once)")  # fmt: skip
     p.add_argument("--timeout", type=_positive_seconds, default=5.0, metavar="SECONDS",
                    help="per request (default 5)")  # fmt: skip
     p.add_argument("--deadline", type=_positive_seconds, default=20.0, metavar="SECONDS",
@@ -123,7 +142,8 @@ def _parser(project_dir: Path = Path(".")) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "probe",
         help="send one tiny chat completion through the gateway for every declared name",
-        description="Exit 0 every name answers, 2 a name fails or answers only through a fallback, 1 could not "
+        description="Send one tiny chat completion (max_tokens 1) through the gateway for every declared name. "
+        "Exit 0 every name answers, 2 a name fails or answers only through a fallback, 1 could not "
         "check. The master key is read from the environment and never printed.",
     )
     _gateway_options(p, stack_help)
@@ -143,11 +163,14 @@ def _gateway_options(p: argparse.ArgumentParser, stack_help: str) -> None:
     p.add_argument("--stack", required=True, help=stack_help)
     p.add_argument("--url", type=_gateway_url,
                    help="gateway base URL, without /v1 (default: the stack's gateway address)")  # fmt: skip
-    p.add_argument("--key-env", default="LITELLM_MASTER_KEY", help="env var holding the master key")
+    p.add_argument("--key-env", default="LITELLM_MASTER_KEY", metavar="NAME",
+                   help="environment variable holding the master key (default: %(default)s)")  # fmt: skip
 
 
 def _report_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", choices=DRIFT_FORMATS, default="text")
+    p.add_argument("--format", choices=DRIFT_FORMATS, default="text",
+                   help="report format: text, json, markdown (a job summary) or junit (CI test reports) "
+                   "(default: %(default)s)")  # fmt: skip
     p.add_argument("--output", type=Path, metavar="FILE", help="write the report here instead of stdout")
 
 

@@ -3,6 +3,7 @@ exit code, numeric options are checked, and the installed `llmfleet` command wor
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from llmfleet import __version__
-from llmfleet._cli import EXIT_USAGE, main
+from llmfleet._cli import COMMANDS, EXIT_USAGE, _parser, main
 
 from .fleetdir import BASE_STACK, write_project
 from .standins import StandIn, json_route, openai_models, standins
@@ -170,3 +171,21 @@ def test_a_missing_dependency_names_the_install_command(project: Path) -> None:
     assert "llmfleet needs the Python package 'pyyaml'" in result.stderr
     assert "pip install -r requirements.txt" in result.stderr
     assert "Traceback" not in result.stderr and "report" not in result.stderr
+
+
+def test_every_command_and_option_is_described(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    parser = _parser(project)
+    [commands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert sorted(commands.choices) == sorted(COMMANDS)
+    for name, sub in commands.choices.items():
+        assert sub.description, f"`llmfleet {name} --help` has no description"
+        undescribed = [a.option_strings for a in sub._actions if not a.help]
+        assert undescribed == [], f"llmfleet {name}: options without help"
+    for command in ("drift", "probe"):
+        code, out, _ = run(capsys, "--project-dir", str(project), command, "--help")
+        text = " ".join(out.split())
+        assert code == 0
+        assert "--key-env NAME environment variable holding the master key (default: LITELLM_MASTER_KEY)" in text
+        assert "report format: text, json, markdown (a job summary) or junit (CI test reports) (default: text)" in text
+    code, out, _ = run(capsys, "--project-dir", str(project), "validate", "--help")
+    assert "github: workflow annotations (default: text)" in " ".join(out.split())
