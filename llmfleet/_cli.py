@@ -219,7 +219,14 @@ def _validate(args: argparse.Namespace) -> int:
 
     stacks = args.stack or stack_names(args.project_dir)
     if not stacks:
-        print(f"{args.project_dir / 'stacks'}: no Pulumi.<stack>.yaml files found", file=sys.stderr)
+        where = args.project_dir / "stacks"
+        if where.is_dir():
+            hint = ("Add one, with at least `llmfleet:catalog: <catalog file>` under `config:` "
+                    '(see the README, "The stack").')  # fmt: skip
+        else:
+            hint = (f"llmfleet looks for them in <project-dir>/stacks/, and there is no {where.absolute()} "
+                    "directory: run it from the project directory, or pass --project-dir <dir>.")  # fmt: skip
+        print(f"{where}: no Pulumi.<stack>.yaml files found. {hint}", file=sys.stderr)
         return 1
     failed = False
     for stack in stacks:
@@ -366,6 +373,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser(project_dir).parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error (64)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if not args.project_dir.is_dir():
+        missing = "does not exist" if not args.project_dir.exists() else "is not a directory"
+        return _usage(args.command, f"--project-dir {args.project_dir} {missing}: give the directory that holds "
+                      "stacks/ and config/")  # fmt: skip
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:

@@ -167,7 +167,15 @@ def _load_fleet(project: Path, stack: str) -> Fleet:
     text, unreadable = _read(project / stack_shown, stack_shown) if _STACK_NAME.match(stack) else (None, None)
     if text is None and (unreadable is None or unreadable.rule == "missing-file"):
         known = stack_names(project)
-        hint = f"Known stacks: {', '.join(known)}." if known else "Create it (see README: adding a stack)."
+        if known:
+            hint = f"Known stacks: {', '.join(known)}."
+        elif (project / "stacks").is_dir():
+            hint = (f"Create {stack_shown}, with at least `llmfleet:catalog: <catalog file>` under `config:` "
+                    '(see the README, "The stack").')  # fmt: skip
+        else:
+            where = "the current directory" if project == Path(".") else str(project)
+            hint = (f"There is no stacks/ directory in {where}: run llmfleet from the project directory, or pass "
+                    "--project-dir <dir>.")  # fmt: skip
         raise ConfigError([Problem(stack_shown, 1, 1, (), f"no stack '{stack}'", "unknown-stack", hint=hint)])
     if text is None:
         raise ConfigError([unreadable])  # type: ignore[list-item]

@@ -137,3 +137,51 @@ def test_error_and_warning_counts_are_english_and_say_nothing_false(
     code, out, err = run(capsys, "--project-dir", str(project), "render", "--stack", "test")
     assert (code, out, err.splitlines()[-1]) == (1, "", "stack 'test': 1 error.")
     assert "nothing was changed" not in err
+
+
+def test_outside_a_project_the_hint_says_where_stacks_are_looked_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert run(capsys, "validate") == (
+        1,
+        "",
+        f"stacks: no Pulumi.<stack>.yaml files found. llmfleet looks for them in <project-dir>/stacks/, and there "
+        f"is no {tmp_path}/stacks directory: run it from the project directory, or pass --project-dir <dir>.\n",
+    )
+    assert run(capsys, "render", "--stack", "dev") == (
+        1,
+        "",
+        "stacks/Pulumi.dev.yaml:1:1: error: (document): no stack 'dev'. There is no stacks/ directory in the "
+        "current directory: run llmfleet from the project directory, or pass --project-dir <dir>. (unknown-stack)\n"
+        "stack 'dev': 1 error.\n",
+    )
+
+
+def test_a_project_with_no_stacks_yet_is_told_how_to_add_one(tmp_path: Path, capsys) -> None:
+    (tmp_path / "stacks").mkdir()
+    code, out, err = run(capsys, "--project-dir", str(tmp_path), "validate")
+    assert (code, out, err) == (1, "", f"{tmp_path}/stacks: no Pulumi.<stack>.yaml files found. Add one, with at "
+                                "least `llmfleet:catalog: <catalog file>` under `config:` (see the README, \"The "
+                                "stack\").\n")  # fmt: skip
+    code, out, err = run(capsys, "--project-dir", str(tmp_path), "models", "--stack", "dev")
+    assert (code, out) == (1, "")
+    assert err.startswith("stacks/Pulumi.dev.yaml:1:1: error: (document): no stack 'dev'. Create "
+                          "stacks/Pulumi.dev.yaml, with at least `llmfleet:catalog: <catalog file>` under `config:` "
+                          '(see the README, "The stack"). (unknown-stack)\n')  # fmt: skip
+
+
+@pytest.mark.parametrize("command", [["validate"], ["render", "--stack", "dev"], ["drift", "--stack", "dev"]])
+def test_a_project_dir_that_is_missing_or_a_file_is_called_so(tmp_path: Path, capsys, command: list[str]) -> None:
+    missing, a_file = tmp_path / "nowhere", tmp_path / "file.yaml"
+    a_file.write_text("config: {}\n")
+    assert run(capsys, "--project-dir", str(missing), *command) == (
+        64,
+        "",
+        f"llmfleet {command[0]}: error: --project-dir {missing} does not exist: give the directory that holds "
+        "stacks/ and config/\n",
+    )
+    code, out, err = run(capsys, "--project-dir", str(a_file), *command)
+    assert (code, out) == (64, "")
+    assert err == f"llmfleet {command[0]}: error: --project-dir {a_file} is not a directory: give the directory " \
+                  "that holds stacks/ and config/\n"  # fmt: skip
