@@ -13,9 +13,9 @@ from ._stack import StackSettings
 from ._yaml import SourceMap
 
 
-def closest_name(name: str, candidates: Iterable[str]) -> str | None:
-    """The declared name `name` was most likely meant to be, if any is close enough."""
-    match = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+def closest_name(name: str, candidates: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The declared name `name` was most likely meant to be, if any is close enough (difflib's ratio)."""
+    match = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=cutoff)
     return match[0] if match else None
 
 

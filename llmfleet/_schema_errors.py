@@ -19,6 +19,9 @@ from ._checks_context import closest_name
 from ._errors import KeyPath, Problem
 from ._yaml import SourceMap, what_yaml_read
 
+# How alike a key must be to an allowed one to be called a typo of it, above a hint of where the
+# key belongs (difflib's ratio: `model`/`models` 0.91, `aliases`/`alias` 0.83, `bind`/`kind` 0.75).
+NEAR_MISS = 0.8
 DNS_LABEL = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 _PATTERNS = {
     DNS_LABEL: "use lowercase letters, digits and '-' (it becomes a Docker DNS name)",
@@ -243,10 +246,16 @@ class SchemaErrors:
         message = f"unknown key '{key}'"
         spot = spot or "the top level"
         here = [s for s in self.here.get(key, []) if s != spot]
+        # A near miss of a key allowed here (`model` for an Ollama provider's `models`) is a typo
+        # more likely than a key of another kind or place: say so before where `key` belongs.
+        near = _near_key(key, allowed)
         if key in self.here and not here:
             kinds = sorted({get_args(m.model_fields["kind"].annotation)[0] for m in models if "kind" in m.model_fields})
             what = f"a `kind: {kinds[0]}` provider" if len(kinds) == 1 else "this entry"
-            return f"'{key}' is not a key of {what}", f"Allowed here: {', '.join(allowed)}."
+            hint = f"Did you mean '{near}'?" if near else f"Allowed here: {', '.join(allowed)}."
+            return f"'{key}' is not a key of {what}", hint
+        if near:
+            return message, f"Did you mean '{near}'?"
         if here:
             return message, f"`{key}` belongs under {_listed(here)}."
         bare = key.removeprefix("llmfleet:")
@@ -258,6 +267,14 @@ class SchemaErrors:
         if meant:
             return message, f"Did you mean '{meant}'?"
         return message, f"Allowed here: {', '.join(allowed)}." if 0 < len(allowed) <= 12 else "Remove it."
+
+
+def _near_key(key: str, allowed: Iterable[str]) -> str | None:
+    """The allowed key `key` is a near miss of (a letter more, less or swapped), compared without
+    the `llmfleet:` prefix every stack key shares, which would make any two look alike."""
+    bare = {k.removeprefix("llmfleet:"): k for k in allowed}
+    meant = closest_name(key.removeprefix("llmfleet:"), bare, cutoff=NEAR_MISS)
+    return bare[meant] if meant else None
 
 
 def _listed(spots: list[str]) -> str:

@@ -49,3 +49,25 @@ def test_errors_carry_the_catalog_file_name(tmp_path: Path) -> None:
         "config/catalog.yaml:11:9: error: routes.fallbacks.c[0]: cycle: a -> b -> c -> a. "
         "Break the cycle: a fallback chain must end. (fallback-cycle)"
     )
+
+
+@pytest.mark.parametrize(
+    ("provider", "expected"),
+    [
+        ("    kind: ollama\n    model: qwen2.5:0.5b\n",  # the key at (4, 5)
+         "4:5 error schema-extra-forbidden | providers.p.model: unknown key 'model'. Did you mean 'models'?"),
+        ("    kind: external\n    api: openai\n    base_url: https://x.example/v1\n    model: [q]\n",
+         "6:5 error schema-extra-forbidden | providers.p.model: unknown key 'model'. Did you mean 'models'?"),
+        ("    kind: vllm\n    models: org/q\n    served_name: q\n    gpus: all\n",
+         "4:5 error schema-extra-forbidden | providers.p.models: 'models' is not a key of a `kind: vllm` provider. "
+         "Did you mean 'model'?"),
+        ("    kind: llama_cpp\n    hf: org/repo\n    aliases: q\n",
+         "5:5 error schema-extra-forbidden | providers.p.aliases: unknown key 'aliases'. Did you mean 'alias'?"),
+    ],
+)  # fmt: skip
+def test_an_unknown_key_next_to_a_key_of_its_kind_is_called_a_typo(
+    tmp_path: Path, provider: str, expected: str
+) -> None:
+    # `model` is a real key elsewhere (vLLM, aliases, groups): on an Ollama provider it is a typo of `models`.
+    write_project(tmp_path, "providers:\n  p:\n" + provider)
+    assert expected in [short(p) for p in problems_of(tmp_path)]
