@@ -313,6 +313,17 @@ def _control_characters(text: str, filename: str) -> list[Problem]:
     return problems
 
 
+def _indenting_tab(text: str, line: int) -> int | None:
+    """The column of a tab in the indentation of `line` (1-based), where libyaml stopped: it
+    says "cannot start any token", which does not name the tab a user cannot see."""
+    lines = text.splitlines()
+    if not 1 <= line <= len(lines):
+        return None
+    row = lines[line - 1]
+    indent = row[: len(row) - len(row.lstrip(" \t"))]
+    return indent.index("\t") + 1 if "\t" in indent else None
+
+
 def parse_yaml(text: str, filename: str) -> Document:
     """Parse one YAML document; every failure comes back as a located problem, never an exception."""
     source = SourceMap(filename)
@@ -337,8 +348,12 @@ def parse_yaml(text: str, filename: str) -> Document:
             exc = _Refused(f"nested more than {MAX_DEPTH} levels deep", mark, "yaml-depth",
                            _DEPTH_HINT)  # fmt: skip
             what = exc.problem
+        tab = _indenting_tab(text, line)
         if isinstance(exc, _Refused):
             problem = Problem(filename, line, col, (), what, exc.rule, hint=exc.hint)
+        elif tab:
+            problem = Problem(filename, line, tab, (), "a tab character in the indentation: YAML indents with spaces",
+                              "yaml-tab", hint="Replace the tab with spaces.")  # fmt: skip
         else:
             hint = "Fix the YAML syntax."
             problem = Problem(filename, line, col, (), f"YAML syntax: {what}", "yaml-syntax", hint=hint)

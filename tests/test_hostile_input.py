@@ -210,3 +210,24 @@ def test_yaml_misreadings_in_the_stack_file_are_explained(tmp_path: Path) -> Non
         "15:22 error schema-string-type | config['llmfleet:gateway'].host: YAML reads `no` as the boolean false, "
         "not as a name. Quote it: 'no'.",
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "at"),
+    [
+        ("providers:\n\tollama:\n    kind: ollama\n    models: [m]\n", (2, 1)),
+        ("providers:\n  ollama:\n    \tkind: ollama\n    models: [m]\n", (3, 5)),
+        ("providers:\n  ollama:\n    kind: ollama\n    models:\n      - a\n \t    - b\n", (6, 2)),
+    ],
+)
+def test_a_tab_in_the_indentation_is_called_a_tab_at_its_place(tmp_path: Path, text: str, at: tuple) -> None:
+    write_project(tmp_path, text)
+    assert only(problems_of(tmp_path)).format() == (
+        f"config/catalog.yaml:{at[0]}:{at[1]}: error: (document): a tab character in the indentation: YAML indents "
+        "with spaces. Replace the tab with spaces. (yaml-tab)"
+    )
+
+
+def test_a_tab_between_values_is_fine(tmp_path: Path) -> None:
+    write_project(tmp_path, "providers:\n  ollama:\n    kind:\tollama\n    models: [a,\tb]\n")
+    assert problems_of(tmp_path) == []
