@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from ._catalog import Catalog
 from ._checks import check
+from ._checks_context import closest_name
 from ._errors import ConfigError, Problem
 from ._project import stack_names
 from ._schema_errors import SchemaErrors, places
@@ -187,10 +188,9 @@ def _load_fleet(project: Path, stack: str) -> Fleet:
     catalog_path = inside_project(project, catalog_shown)
     if catalog_path is None:
         raise ConfigError(problems)  # nothing outside the project is read
-    text, unreadable = _read(catalog_path, catalog_shown)
-    if unreadable and unreadable.rule == "missing-file":
-        unreadable = stack_src.problem(("config", NAMESPACE + "catalog"), f"catalog '{catalog_shown}' not found",
-                                       "missing-file", "Give a path relative to the project directory.")  # fmt: skip
+    text, unreadable = _read(catalog_path, catalog_shown) if not catalog_path.is_dir() else (None, None)
+    if text is None and (unreadable is None or unreadable.rule == "missing-file"):
+        unreadable = _no_catalog_file(project, catalog_shown, catalog_path, stack_src)
     if text is None:
         raise ConfigError([*problems, unreadable])  # type: ignore[list-item]
     catalog, cat_src, cat_problems = load_catalog(text, catalog_shown)
@@ -201,6 +201,33 @@ def _load_fleet(project: Path, stack: str) -> Fleet:
     if any(p.severity == "error" for p in problems):
         raise ConfigError(problems)
     return Fleet(stack, catalog, settings, catalog_shown, sorted(problems))
+
+
+def _no_catalog_file(project: Path, shown: str, path: Path, stack_src: SourceMap) -> Problem:
+    """A catalog path that names no file, reported at the stack's `llmfleet:catalog` line (the
+    line to fix), with the YAML file the user most likely meant."""
+    where = ("config", NAMESPACE + "catalog")
+    root = project.resolve()
+    if path.is_dir():
+        inside = sorted(str(f.relative_to(root)) for f in _yaml_files(path))
+        hint = (f"Give a catalog file inside it: {' or '.join(inside[:3])}." if inside else
+                "Give the path of a catalog file (.yaml), relative to the project directory.")  # fmt: skip
+        return stack_src.problem(where, f"catalog '{shown}' is a directory, not a file", "catalog-not-a-file", hint)
+    hint = "Give a path relative to the project directory."
+    if path.parent.is_dir():
+        siblings = {f.name: f for f in _yaml_files(path.parent)}
+        same_stem = [n for n in siblings if Path(n).stem == path.stem]
+        meant = same_stem[0] if same_stem else closest_name(path.name, siblings)
+        if meant:
+            hint = f"Did you mean {siblings[meant].relative_to(root)}?"
+    return stack_src.problem(where, f"catalog '{shown}' not found", "missing-file", hint)
+
+
+def _yaml_files(directory: Path) -> list[Path]:
+    try:
+        return sorted(f for f in directory.iterdir() if f.suffix in (".yaml", ".yml") and f.is_file())
+    except OSError:
+        return []
 
 
 def _paths_outside(project: Path, settings: StackSettings, src: SourceMap) -> list[Problem]:

@@ -180,11 +180,36 @@ def test_a_huge_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
     assert only(problems_of(tmp_path)).rule == "file-too-large"
 
 
-def test_a_directory_as_the_catalog_is_a_clear_error(tmp_path: Path) -> None:
+def test_a_directory_as_the_catalog_is_reported_at_the_stack_line_naming_it(tmp_path: Path) -> None:
     write_project(tmp_path, VALID, stack_with("config"))
-    problem = only(problems_of(tmp_path))
-    assert (problem.file, problem.rule) == ("config", "unreadable-file")
-    assert "Is a directory" in problem.message
+    assert only(problems_of(tmp_path)).format() == (
+        "stacks/Pulumi.test.yaml:2:3: error: config['llmfleet:catalog']: catalog 'config' is a directory, not a "
+        "file. Give a catalog file inside it: config/catalog.yaml. (catalog-not-a-file)"
+    )
+    (tmp_path / "empty").mkdir()
+    write_project(tmp_path, VALID, stack_with("empty/"))
+    assert only(problems_of(tmp_path)).hint == (
+        "Give the path of a catalog file (.yaml), relative to the project directory."
+    )
+
+
+@pytest.mark.parametrize(
+    ("named", "present", "hint"),
+    [
+        ("config/dev.yaml", "dev.yml", "Did you mean config/dev.yml?"),
+        ("config/dev.yml", "dev.yaml", "Did you mean config/dev.yaml?"),
+        ("config/prdo.yaml", "prod.yaml", "Did you mean config/prod.yaml?"),
+        ("config/dev.yaml", "unrelated.txt", "Give a path relative to the project directory."),
+        ("nowhere/dev.yaml", "dev.yml", "Give a path relative to the project directory."),
+    ],
+)
+def test_a_missing_catalog_names_the_file_nearby(tmp_path: Path, named: str, present: str, hint: str) -> None:
+    write_project(tmp_path, VALID, stack_with(named))
+    (tmp_path / "config" / "catalog.yaml").unlink()
+    (tmp_path / "config" / present).write_text(VALID)
+    assert short(only(problems_of(tmp_path))) == (
+        f"2:3 error missing-file | config['llmfleet:catalog']: catalog '{named}' not found. {hint}"
+    )
 
 
 def test_stack_keys_in_the_wrong_file_or_place_say_where_they_go(tmp_path: Path) -> None:
