@@ -317,7 +317,8 @@ def _probe(args: argparse.Namespace) -> int:
     url = args.url or fleet.stack.gateway_url
     limits = Limits(timeout=args.timeout, retries=1, deadline=args.deadline)
     report = asyncio.run(probe(fleet, url, os.environ.get(args.key_env), include_external=args.include_external,
-                               backends=args.backends, limits=limits))  # fmt: skip
+                               backends=args.backends, limits=limits,
+                               key_source=f"the environment variable {args.key_env}"))  # fmt: skip
     return _emit(report, args)
 
 

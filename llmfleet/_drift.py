@@ -19,7 +19,7 @@ import httpx
 
 from ._catalog import LlamaCppProvider, LlamaCppPythonProvider, OllamaProvider, VllmProvider
 from ._declared import declared_models
-from ._http import Failed, Limits, client, excerpt, redact, request
+from ._http import Failed, Limits, client, excerpt, missing_key, redact, request
 from ._load import Fleet
 from ._report import CheckResult, Report, Verdict
 from ._wording import duration
@@ -79,7 +79,7 @@ async def check_gateway(
     result = CheckResult("gateway", "litellm", models_url, Verdict.IN_SYNC)
     try:
         if not key:
-            raise Failed(Verdict.UNAUTHORIZED, f"no master key: {key_source} is not set")
+            raise Failed(Verdict.UNAUTHORIZED, f"no master key: {key_source} {missing_key(key)}")
         status, payload = await _get(http, models_url, limits, {"Authorization": f"Bearer {key}"})
         if status >= 400:
             raise _status_failure(status, payload, models_url, key, gateway=True)

@@ -45,6 +45,12 @@ def redact(text: str, secret: str | None) -> str:
     return text.replace(secret, "***") if secret else text
 
 
+def missing_key(key: str | None) -> str:
+    """Why there is no key to send: `LITELLM_MASTER_KEY=` is set, and calling it "not set" would
+    send the user to look in the wrong place."""
+    return "is empty" if key == "" else "is not set"
+
+
 def _causes(exc: BaseException) -> Iterable[BaseException]:
     """The exception and what caused it (httpx wraps the OSError that says why)."""
     seen: BaseException | None = exc

@@ -22,7 +22,7 @@ import httpx
 
 from ._catalog import Catalog, ExternalProvider, OllamaProvider, deployment_id
 from ._drift import backend_urls
-from ._http import Failed, Limits, client, excerpt, redact, request
+from ._http import Failed, Limits, client, excerpt, missing_key, redact, request
 from ._load import Fleet
 from ._report import CheckResult, Report, Verdict
 from ._wording import count, duration
@@ -88,14 +88,19 @@ def _error_message(body: bytes, secret: str | None) -> str:
 
 
 async def probe_name(
-    http: httpx.AsyncClient, url: str, key: str | None, target: ProbeTarget, limits: Limits
+    http: httpx.AsyncClient,
+    url: str,
+    key: str | None,
+    target: ProbeTarget,
+    limits: Limits,
+    key_source: str = "the master key",
 ) -> CheckResult:
     started = time.perf_counter()
     chat_url = url.rstrip("/") + "/v1/chat/completions"
     result = CheckResult(target.name, target.kind, chat_url, Verdict.ANSWERS)
     try:
         if not key:
-            raise Failed(Verdict.UNAUTHORIZED, "no master key is set")
+            raise Failed(Verdict.UNAUTHORIZED, f"no master key: {key_source} {missing_key(key)}")
         body = {"model": target.name, "messages": PROMPT, "max_tokens": 1}
         # No retry on an error status: a POST that reached LiteLLM was routed, and its error is the answer.
         answer = await request(http, "POST", chat_url, limits, {"Authorization": f"Bearer {key}"}, body,
@@ -180,6 +185,7 @@ async def probe_declared(
     backend_targets: Iterable[tuple[str, Any, str | None]] = (),
     limits: Limits = PROBE_LIMITS,
     transport: httpx.AsyncBaseTransport | None = None,
+    key_source: str = "the master key",
 ) -> Report:
     started = time.perf_counter()
     targets, backends = list(targets), list(backend_targets)
@@ -189,7 +195,7 @@ async def probe_declared(
                for t in targets if t not in chosen]  # fmt: skip
     chat_url = url.rstrip("/") + "/v1/chat/completions"
     async with client(transport, len(chosen) + len(backends)) as http:
-        coros = [probe_name(http, url, key, t, limits) for t in chosen]
+        coros = [probe_name(http, url, key, t, limits, key_source) for t in chosen]
         late = [CheckResult(t.name, t.kind, chat_url, Verdict.UNREACHABLE) for t in chosen]
         coros += [probe_backend(http, n, p, u, limits) for n, p, u in backends if u]
         late += [CheckResult(n, p.kind, u, Verdict.UNREACHABLE) for n, p, u in backends if u]
@@ -228,6 +234,7 @@ async def probe(
     backends: bool = False,
     limits: Limits = PROBE_LIMITS,
     transport: httpx.AsyncBaseTransport | None = None,
+    key_source: str = "the master key",
 ) -> Report:
     """Probe every declared name of a stack through its gateway (and, with `backends`, each
     local deployment reachable from here)."""
@@ -237,4 +244,4 @@ async def probe(
         targets = [(n, p, urls.get(n)) for n, p in fleet.catalog.local_providers().items()]
     return await probe_declared(url, key, probe_targets(fleet.catalog), stack=fleet.name,
                                 include_external=include_external, backend_targets=targets, limits=limits,
-                                transport=transport)  # fmt: skip
+                                transport=transport, key_source=key_source)  # fmt: skip

@@ -162,3 +162,13 @@ def test_a_timeout_names_its_length(raised: type[httpx.TimeoutException], says: 
     with pytest.raises(Failed) as failed:
         asyncio.run(once())
     assert failed.value.detail == f"http://gw:4000/v1/models: {says}"
+
+
+@pytest.mark.parametrize("command", ["drift", "probe"])
+def test_an_empty_key_is_called_empty_not_unset(project: Path, gateway: StandIn, capsys, monkeypatch, command) -> None:
+    monkeypatch.setenv("LITELLM_MASTER_KEY", "")
+    code = main(["--project-dir", str(project), command, "--stack", "test", "--url", gateway.url])
+    out, err = capsys.readouterr()
+    assert (code, err) == (1, "")
+    assert ": no master key: the environment variable LITELLM_MASTER_KEY is empty" in out.splitlines()[1]
+    assert gateway.requests == []
