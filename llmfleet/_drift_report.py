@@ -23,7 +23,8 @@ def as_text(report: Report) -> str:
     ]
     for c in report.checks:
         line = f"  {c.target} [{c.kind}]: {c.verdict.value}"
-        if c.detail and c.verdict is not Verdict.DRIFT:
+        # A detail that only joins the notes (a backend's failing models) is shown once, as the notes.
+        if c.detail and c.verdict is not Verdict.DRIFT and c.detail != "; ".join(c.notes):
             line += f": {_continued(c.detail, '      ')}"
         lines.append(line)
         lines += [f"    - {name}: declared, not served" for name in c.missing if c.target == "gateway"]

@@ -79,3 +79,16 @@ def test_a_probe_header_has_no_attempts_and_markdown_rounds_the_time() -> None:
         "stack 'e2e': failing (gateway http://127.0.0.1:4000, 2 declared names, 12 s)"
     )
     assert "Gateway `http://127.0.0.1:4000`, 2 declared names, checked in 12 s." in as_markdown(report)
+
+
+def test_a_failing_backend_s_detail_is_printed_once() -> None:
+    notes = ["tiny-native: HTTP 500: model failed to load", "tiny-2: HTTP 500: out of memory"]
+    backend = CheckResult("native", "llama_cpp", "http://10.0.0.2:8080", Verdict.FAILS, detail="; ".join(notes),
+                          notes=list(notes))  # fmt: skip
+    report = Report("e2e", "http://gw", ["tiny-native"], [backend], command="probe")
+    assert as_text(report).splitlines()[1:] == [
+        "  native [llama_cpp]: fails",
+        "    tiny-native: HTTP 500: model failed to load",
+        "    tiny-2: HTTP 500: out of memory",
+    ]
+    assert as_markdown(report).count("model failed to load") == 1
