@@ -5,6 +5,13 @@ from __future__ import annotations
 from ._checks_context import CheckContext
 from ._stack import BuildSpec
 
+# The one kind whose image may also be built from the project (BuildSpec): the hint shows both forms.
+_BUILT_HINT = (
+    "Set llmfleet:images.llama_cpp_python to a pinned image reference (registry/image:tag), or build it: "
+    "`{build: docker/llama-cpp-python-cuda, tag: llmfleet/llama-cpp-python-cuda:0.3.16}` (`build` is a "
+    "directory with a Dockerfile, relative to the project)."
+)
+
 
 def images(ctx: CheckContext) -> None:
     images = ctx.stack.images
@@ -18,7 +25,7 @@ def images(ctx: CheckContext) -> None:
                 ("config", "llmfleet:images"),
                 f"no image for '{kind}' providers",
                 "missing-image",
-                f"Set llmfleet:images.{kind} to a pinned image tag.",
+                _BUILT_HINT if kind == "llama_cpp_python" else f"Set llmfleet:images.{kind} to a pinned image tag.",
             )
         elif isinstance(ref, str) and not pinned(ref):
             ctx.error(

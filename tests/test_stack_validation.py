@@ -171,3 +171,19 @@ def test_a_gateway_url_in_the_stack_is_checked_like_the_option(tmp_path, url: st
     [problem] = [p for p in problems_of(write_project(tmp_path, CATALOG, stack)) if p.severity == "error"]
     # Located at the value, as every schema error is; `validate` reports it before anything runs.
     assert (problem.rule, says in problem.message, problem.line, problem.col) == ("schema-value-error", True, 13, 22)
+
+
+def test_a_missing_llama_cpp_python_image_shows_both_ways_to_give_one(tmp_path: Path) -> None:
+    catalog = "providers:\n  py:\n    kind: llama_cpp_python\n    gguf: /models/m.gguf\n    alias: m\n"
+    stack = BASE_STACK.replace("    llama_cpp_python: ghcr.io/abetlen/llama-cpp-python:v0.3.16\n", "")
+    [problem] = [p for p in problems(tmp_path, stack, catalog) if " error " in p]
+    assert problem == (
+        "3:3 error missing-image | config['llmfleet:images']: no image for 'llama_cpp_python' providers. Set "
+        "llmfleet:images.llama_cpp_python to a pinned image reference (registry/image:tag), or build it: "
+        "`{build: docker/llama-cpp-python-cuda, tag: llmfleet/llama-cpp-python-cuda:0.3.16}` (`build` is a "
+        "directory with a Dockerfile, relative to the project)."
+    )
+    # The form shown is one the stack accepts.
+    shown = problem.split("`")[1]
+    built = stack.replace("  llmfleet:images:\n", f"  llmfleet:images:\n    llama_cpp_python: {shown}\n")
+    assert [p for p in problems(tmp_path, built, catalog) if " error " in p] == []
