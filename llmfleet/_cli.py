@@ -19,6 +19,7 @@ import math
 import os
 import sys
 import tempfile
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,12 +27,12 @@ from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from . import __version__
 from ._urls import gateway_url_problem
-from ._wording import count
+from ._wording import count, duration
 
 if TYPE_CHECKING:
     from ._errors import Problem
     from ._load import Fleet
-    from ._report import Report
+    from ._report import CheckResult, Report
 
 DRIFT_FORMATS = ["text", "json", "markdown", "junit"]
 EXIT_USAGE = 64
@@ -299,9 +300,10 @@ def _drift(args: argparse.Namespace) -> int:
         return 1
     url = args.url or fleet.stack.gateway_url
     limits = Limits(timeout=args.timeout, deadline=args.deadline)
+    progress = _attempt_progress(args.wait) if args.wait and _on_terminal() else None
     report = asyncio.run(check(fleet, url, os.environ.get(args.key_env), backends=args.backends,
-                               wait=args.wait, limits=limits,
-                               key_source=f"the environment variable {args.key_env}"))  # fmt: skip
+                               wait=args.wait, limits=limits, key_source=f"the environment variable {args.key_env}",
+                               progress=progress))  # fmt: skip
     return _emit(report, args)
 
 
@@ -318,8 +320,34 @@ def _probe(args: argparse.Namespace) -> int:
     limits = Limits(timeout=args.timeout, retries=1, deadline=args.deadline)
     report = asyncio.run(probe(fleet, url, os.environ.get(args.key_env), include_external=args.include_external,
                                backends=args.backends, limits=limits,
-                               key_source=f"the environment variable {args.key_env}"))  # fmt: skip
+                               key_source=f"the environment variable {args.key_env}",
+                               progress=_check_progress if _on_terminal() else None))  # fmt: skip
     return _emit(report, args)
+
+
+def _on_terminal() -> bool:
+    """Progress lines go to a person watching a terminal; in CI and cron stderr is a log, and
+    the report says it all at the end."""
+    return sys.stderr.isatty()
+
+
+def _check_progress(check: CheckResult) -> None:
+    """probe: one line as each name (or backend) finishes, within its deadline of up to a minute."""
+    print(f"probe: {check.target} [{check.kind}]: {check.verdict.value} ({duration(check.seconds)})",
+          file=sys.stderr, flush=True)  # fmt: skip
+
+
+def _attempt_progress(wait: float) -> Callable[[Report], None]:
+    """drift --wait: one line per attempt, while the gateway comes in sync after a deploy."""
+    started = time.monotonic()
+
+    def show(report: Report) -> None:
+        detail = report.gateway.detail.splitlines()[0][:200] if report.gateway.detail else ""
+        why = f" ({detail})" if detail else ""
+        took = f"{duration(time.monotonic() - started)} of {duration(wait)}"
+        print(f"drift: attempt {report.attempts}: {report.summary}{why}, {took}", file=sys.stderr, flush=True)
+
+    return show
 
 
 def _emit(report: Report, args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpx
@@ -196,10 +196,12 @@ async def check_declared(
     transport: httpx.AsyncBaseTransport | None = None,
     backend_targets: Iterable[tuple[str, Any, str | None]] = (),
     key_source: str = "the master key",
+    progress: Callable[[Report], None] | None = None,
 ) -> Report:
     """Check the gateway at `url` against `declared` (and optional backends). With `wait` > 0,
     check every `poll_interval` seconds until in sync or `wait` seconds have passed (right after
-    a deploy, while backends are still loading); the last report wins."""
+    a deploy, while backends are still loading); the last report wins. `progress` is handed each
+    attempt's report as it comes in."""
     declared, targets = sorted(declared), list(backend_targets)
     started = time.perf_counter()
     end = time.monotonic() + wait
@@ -211,8 +213,10 @@ async def check_declared(
             limits.timeout, limits.retries, limits.backoff, max(0.5, min(limits.deadline, remaining))
         )  # fmt: skip
         report = await _check_once(stack, url, key, declared, targets, round_limits, transport, key_source)
+        report.attempts = attempts
+        if progress:
+            progress(report)
         if report.exit_code == 0 or time.monotonic() + poll_interval >= end:
-            report.attempts = attempts
             report.seconds = time.perf_counter() - started
             return report
         await asyncio.sleep(poll_interval)
@@ -229,6 +233,7 @@ async def check(
     limits: Limits = Limits(),
     transport: httpx.AsyncBaseTransport | None = None,
     key_source: str = "the master key",
+    progress: Callable[[Report], None] | None = None,
 ) -> Report:
     """Check a stack's gateway against the declared set computed from its catalog, and with
     `backends`, each provisioned backend reachable from here."""
@@ -239,5 +244,5 @@ async def check(
         targets = [(n, p, urls.get(n)) for n, p in local if isinstance(p, _BACKEND_KINDS)]
     return await check_declared(
         url, key, declared_models(fleet.catalog), stack=fleet.name, wait=wait, poll_interval=poll_interval,
-        limits=limits, transport=transport, backend_targets=targets, key_source=key_source,
+        limits=limits, transport=transport, backend_targets=targets, key_source=key_source, progress=progress,
     )  # fmt: skip

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,6 +159,12 @@ async def probe_backend(http: httpx.AsyncClient, name: str, provider: Any, url: 
     return result
 
 
+async def _reported(check: Awaitable[CheckResult], progress: Callable[[CheckResult], None]) -> CheckResult:
+    result = await check
+    progress(result)
+    return result
+
+
 async def _bounded(coros: list[Awaitable[CheckResult]], fallbacks: list[CheckResult], deadline: float) -> list:
     """Run every check at once; one still running at the deadline is reported as not finished."""
     tasks = [asyncio.ensure_future(c) for c in coros]
@@ -186,7 +192,9 @@ async def probe_declared(
     limits: Limits = PROBE_LIMITS,
     transport: httpx.AsyncBaseTransport | None = None,
     key_source: str = "the master key",
+    progress: Callable[[CheckResult], None] | None = None,
 ) -> Report:
+    """`progress`, if given, is handed each check as it finishes (a long probe shows it is alive)."""
     started = time.perf_counter()
     targets, backends = list(targets), list(backend_targets)
     chosen = [t for t in targets if include_external or not t.external]
@@ -199,6 +207,8 @@ async def probe_declared(
         late = [CheckResult(t.name, t.kind, chat_url, Verdict.UNREACHABLE) for t in chosen]
         coros += [probe_backend(http, n, p, u, limits) for n, p, u in backends if u]
         late += [CheckResult(n, p.kind, u, Verdict.UNREACHABLE) for n, p, u in backends if u]
+        if progress:
+            coros = [_reported(c, progress) for c in coros]
         results = await _bounded(coros, late, limits.deadline)
     names, direct = results[: len(chosen)], results[len(chosen) :]
     _explain(names, chosen, direct)
@@ -235,6 +245,7 @@ async def probe(
     limits: Limits = PROBE_LIMITS,
     transport: httpx.AsyncBaseTransport | None = None,
     key_source: str = "the master key",
+    progress: Callable[[CheckResult], None] | None = None,
 ) -> Report:
     """Probe every declared name of a stack through its gateway (and, with `backends`, each
     local deployment reachable from here)."""
@@ -244,4 +255,4 @@ async def probe(
         targets = [(n, p, urls.get(n)) for n, p in fleet.catalog.local_providers().items()]
     return await probe_declared(url, key, probe_targets(fleet.catalog), stack=fleet.name,
                                 include_external=include_external, backend_targets=targets, limits=limits,
-                                transport=transport, key_source=key_source)  # fmt: skip
+                                transport=transport, key_source=key_source, progress=progress)  # fmt: skip
