@@ -127,7 +127,7 @@ def _server(
     images = fleet.stack.images
     if isinstance(provider, OllamaProvider):
         docker_host = fleet.stack.hosts[placement.host].docker
-        return OllamaServer(name, OllamaServerArgs(provider, images.ollama or "", placement, docker_host))
+        return OllamaServer(name, OllamaServerArgs(provider, images.ollama or "", placement, docker_host, host.gguf))
     if isinstance(provider, VllmProvider):
         return VllmServer(
             name,

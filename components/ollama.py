@@ -1,5 +1,6 @@
-"""Ollama: one container with its models on a volume, and each declared tag pulled as a
-resource of its own (components/ollama_model.py), so `pulumi preview` shows tags come and go."""
+"""Ollama: one container with its models on a volume, and each declared model pulled (or created
+from a GGUF file) as a resource of its own (components/ollama_model.py), so `pulumi preview` shows
+models come and go."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pulumi_docker as docker
 
 from llmfleet import OllamaProvider
 
+from .docker_host import gguf_binds
 from .ollama_model import OllamaModel, OllamaModelArgs
 from .server_container import (
     ContainerSpec,
@@ -25,7 +27,10 @@ from .server_container import (
 MODELS_DIR = "/root/.ollama"
 
 
-def ollama_spec(p: OllamaProvider, models_volume: pulumi.Input[str]) -> ContainerSpec:
+def ollama_spec(p: OllamaProvider, models_volume: pulumi.Input[str], gguf: Mount | None = None) -> ContainerSpec:
+    """The server's container. The GGUF directory is mounted only when a model is created from a
+    file in it, so fleets that only pull keep the container they had."""
+    files = [m.gguf for m in p.models if m.gguf]
     env = {"OLLAMA_HOST": f"0.0.0.0:{p.listen_port}"}
     if p.context_length:
         env["OLLAMA_CONTEXT_LENGTH"] = str(p.context_length)
@@ -38,7 +43,8 @@ def ollama_spec(p: OllamaProvider, models_volume: pulumi.Input[str]) -> Containe
         # The image has no curl; the ollama CLI talks to the server through OLLAMA_HOST.
         healthcheck=Healthcheck(["CMD", "ollama", "list"], start_period_s=30),
         wait_timeout_s=180,
-        mounts=[Mount(MODELS_DIR, volume=models_volume)],
+        mounts=[Mount(MODELS_DIR, volume=models_volume), *([gguf] if gguf and files else [])],
+        binds=[b for f in files for b in gguf_binds(gguf, f)] if gguf else [],
         gpus=gpu_request(p.gpus),
     )
 
@@ -49,6 +55,7 @@ class OllamaServerArgs:
     image: str
     placement: Placement
     docker_host: str | None  # for the pulls, which run `docker exec` against this host
+    gguf: Mount | None = None  # the host's GGUF directory, for models created from a file
 
 
 class OllamaServer(ServerComponent):
@@ -65,7 +72,7 @@ class OllamaServer(ServerComponent):
             ),
         )
         image = pulled_image(name, args.image, placement, self)
-        spec = ollama_spec(args.provider, volume.name)
+        spec = ollama_spec(args.provider, volume.name, args.gguf)
         self._serve(name, spec, image.image_id, placement, args.provider.served_names)
         # Pull only once the server is healthy (the container waits for its healthcheck): an
         # ordering through depends_on alone. The container's name is passed as the plain,
@@ -75,12 +82,13 @@ class OllamaServer(ServerComponent):
         # which would make each model "replace" on every container replacement: `ollama rm` and a
         # full re-pull. Without a property dependency it is left alone; the models survive on the
         # volume the new container mounts.
+        container = container_name(placement.stack, name)
         self.models = {
-            tag: OllamaModel(
-                f"{name}-model-{tag}",
-                OllamaModelArgs(docker_host=args.docker_host, container=container_name(placement.stack, name), tag=tag),
+            m.name: OllamaModel(
+                f"{name}-model-{m.name}",
+                OllamaModelArgs(docker_host=args.docker_host, container=container, tag=m.ollama_name, gguf=m.gguf),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.container]),
             )
-            for tag in args.provider.models
+            for m in args.provider.models
         }
         self._register()

@@ -1,4 +1,4 @@
-"""One pulled Ollama model as a Pulumi resource (a dynamic provider).
+"""One Ollama model, pulled or created from a GGUF file, as a Pulumi resource (a dynamic provider).
 
 Why a dynamic resource running `ollama` inside the server's container (`docker exec`) rather
 than a one-shot puller container or an HTTP call to /api/pull:
@@ -29,6 +29,8 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider
 
+from llmfleet import ollama_listed_name
+
 from .docker_cli import Runner, run_docker
 
 # What `docker exec` prints when there is no running container to exec into (moby
@@ -42,7 +44,8 @@ class ContainerDown(RuntimeError):
 
 
 class OllamaModelProvider(ResourceProvider):
-    """create = pull, delete = rm, read = is it still listed; a change of tag or container replaces."""
+    """create = pull (or `ollama create` from a GGUF), delete = rm, read = is it still listed; a
+    change of tag, source file or container replaces."""
 
     PULL_TIMEOUT_S = 3600  # a 70B model over a slow link
 
@@ -55,38 +58,54 @@ class OllamaModelProvider(ResourceProvider):
         return ["docker", *host, "exec", container, "ollama", *args]
 
     @staticmethod
+    def create_from_gguf(docker_host: str | None, container: str, tag: str, gguf: str) -> list[str]:
+        """`ollama create` reads its Modelfile on the client's side, here inside the container: a
+        shell writes `FROM <file>` to a temporary file there (one per call: models are created in
+        parallel) and removes it whatever `ollama create` answers."""
+        script = (
+            'f=$(mktemp) || exit 1; printf "FROM %s\\n" "$1" > "$f" && ollama create "$2" -f "$f"; '
+            'status=$?; rm -f "$f"; exit $status'
+        )
+        host = ["--host", docker_host] if docker_host else []
+        return ["docker", *host, "exec", container, "sh", "-c", script, "sh", gguf, tag]
+
+    @staticmethod
     def list_tags(output: str) -> dict[str, str]:
-        """Parse `ollama list` (NAME  ID  SIZE  MODIFIED) into {name: id}."""
+        """Parse `ollama list` (NAME  ID  SIZE  MODIFIED) into {name as Ollama matches it: id}."""
         tags = {}
         for line in output.splitlines()[1:]:
             fields = line.split()
             if len(fields) >= 2:
-                tags[fields[0]] = fields[1]
+                tags[ollama_listed_name(fields[0])] = fields[1]
         return tags
-
-    @staticmethod
-    def listed_name(tag: str) -> str:
-        # `ollama list` shows a bare `name` as `name:latest`.
-        return tag if ":" in tag else f"{tag}:latest"
 
     def _ollama(self, props: dict[str, Any], args: Sequence[str], timeout: float) -> str:
         argv = self.docker_exec(props.get("docker_host"), props["container"], args)
+        return self._run(props, argv, timeout, f"`ollama {' '.join(args)}`")
+
+    def _run(self, props: dict[str, Any], argv: list[str], timeout: float, what: str) -> str:
         code, out, err = (self._runner or run_docker)(argv, timeout)
         if code != 0:
             detail = (err or out).strip()[-500:]
             if CONTAINER_DOWN.search(detail):
                 raise ContainerDown(f"container {props['container']} is not running: {detail}")
-            raise RuntimeError(f"`ollama {' '.join(args)}` in container {props['container']} failed ({code}): {detail}")
+            raise RuntimeError(f"{what} in container {props['container']} failed ({code}): {detail}")
         return out
 
     def _digest(self, props: dict[str, Any]) -> str | None:
-        return self.list_tags(self._ollama(props, ["list"], 60)).get(self.listed_name(props["tag"]))
+        return self.list_tags(self._ollama(props, ["list"], 60)).get(ollama_listed_name(props["tag"]))
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        self._ollama(props, ["pull", props["tag"]], self.PULL_TIMEOUT_S)
+        gguf = props.get("gguf")
+        if gguf:
+            argv = self.create_from_gguf(props.get("docker_host"), props["container"], props["tag"], gguf)
+            self._run(props, argv, self.PULL_TIMEOUT_S, f"`ollama create {props['tag']}` from `FROM {gguf}`")
+        else:
+            self._ollama(props, ["pull", props["tag"]], self.PULL_TIMEOUT_S)
         digest = self._digest(props)
         if digest is None:
-            raise RuntimeError(f"pulled {props['tag']} but `ollama list` in {props['container']} does not show it")
+            done = "created" if gguf else "pulled"
+            raise RuntimeError(f"{done} {props['tag']} but `ollama list` in {props['container']} does not show it")
         return CreateResult(id_=f"{props['container']}/{props['tag']}", outs={**props, "digest": digest})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -99,7 +118,7 @@ class OllamaModelProvider(ResourceProvider):
         return ReadResult(id_, {**props, "digest": digest})
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [k for k in ("docker_host", "container", "tag") if olds.get(k) != news.get(k)]
+        changed = [k for k in ("docker_host", "container", "tag", "gguf") if olds.get(k) != news.get(k)]
         return DiffResult(changes=bool(changed), replaces=changed, delete_before_replace=True)
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
@@ -114,7 +133,8 @@ class OllamaModelProvider(ResourceProvider):
 class OllamaModelArgs:
     docker_host: pulumi.Input[str] | None
     container: pulumi.Input[str]
-    tag: str
+    tag: str  # what Ollama lists: the library tag or hf.co reference pulled, or the name created
+    gguf: str | None = None  # create the model from this file in the container instead of pulling
 
 
 class OllamaModel(Resource):
@@ -124,4 +144,6 @@ class OllamaModel(Resource):
 
     def __init__(self, name: str, args: OllamaModelArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         props = {"docker_host": args.docker_host, "container": args.container, "tag": args.tag, "digest": None}
+        if args.gguf:  # only when given, so the state of pulled models reads as before
+            props["gguf"] = args.gguf
         super().__init__(OllamaModelProvider(), name, props, opts)

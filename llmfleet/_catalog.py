@@ -24,7 +24,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import InitErrorDetails
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 
 def _visible(name: str) -> str:
@@ -83,15 +83,80 @@ class _Local(_Strict):
         return self.port or DEFAULT_PORTS[self.kind]  # type: ignore[attr-defined]
 
 
+_OLLAMA_REF = re.compile(r"^[\w.-]+(/[\w.-]+){0,2}(:[\w.-]+)?$")
+
+
+def _ollama_ref(ref: str) -> str:
+    if not _OLLAMA_REF.match(ref):
+        raise ValueError(
+            f"'{ref}' is not something `ollama pull` takes: give a library model (name:tag) "
+            "or a GGUF on Hugging Face (hf.co/user/repo:quant)"
+        )
+    return ref
+
+
+def _ollama_gguf(path: str) -> str:
+    if not (path.startswith("/models/") and path.endswith(".gguf")) or any(c.isspace() for c in path):
+        raise ValueError(
+            f"'{path}' is not a .gguf file under /models: give its path in the container, "
+            "/models/<file>.gguf (the host's gguf_dir is mounted at /models)"
+        )
+    return path
+
+
+def ollama_listed_name(name: str) -> str:
+    """A model name as Ollama lists and matches it: a bare name is `name:latest`, and names are
+    compared ignoring case (Ollama's types/model/name.go, Name.EqualFold), so lower-cased here."""
+    return (name if ":" in name else f"{name}:latest").lower()
+
+
+class OllamaModel(_Strict):
+    """One model of an Ollama server: the name clients use at the gateway and where Ollama gets it.
+
+    By default Ollama pulls the name itself from its library. `pull` names another source (a
+    library tag, or `hf.co/{user}/{repo}:{quant}`): Ollama lists the model under that reference, so
+    the gateway asks Ollama for it while clients keep the declared name. `gguf` builds the model
+    from a file under /models (`ollama create <name>` from a Modelfile `FROM <file>`)."""
+
+    name: ModelName
+    pull: Annotated[str, AfterValidator(_ollama_ref)] | None = None
+    gguf: Annotated[str, AfterValidator(_ollama_gguf)] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> OllamaModel:
+        if self.pull is not None and self.gguf is not None:
+            raise ValueError("give at most one of `pull` (a library tag or hf.co/...) or `gguf` (a file under /models)")
+        return self
+
+    @property
+    def ollama_name(self) -> str:
+        """The name Ollama lists the model under, and the one it is asked for."""
+        return self.pull or self.name
+
+
+def _name_or_map(value: object) -> object:
+    """A bare name is shorthand for {name: <it>}; a value that is neither is reported as the name
+    it should have been, so YAML's `on` still reads as "quote it"."""
+    if isinstance(value, str):
+        return {"name": value}
+    if isinstance(value, dict):
+        return value
+    raise PydanticCustomError("string_type", "Input should be a valid string")
+
+
 class OllamaProvider(_Local):
     kind: Literal["ollama"]
-    models: Annotated[list[ModelName], Field(min_length=1)]
+    # A bare string is shorthand for {name: <it>}: pulled from Ollama's library as named.
+    models: Annotated[list[Annotated[OllamaModel, BeforeValidator(_name_or_map)]], Field(min_length=1)]
     context_length: Annotated[int, Field(gt=0)] | None = None
     parallel: Annotated[int, Field(gt=0)] | None = None
 
     @property
     def served_names(self) -> list[str]:
-        return list(self.models)
+        return [m.name for m in self.models]
+
+    def ollama_name(self, served: str) -> str:
+        return next(m.ollama_name for m in self.models if m.name == served)
 
 
 class VllmProvider(_Local):
@@ -178,12 +243,6 @@ class ExternalModel(_Strict):
         return self.upstream or self.name
 
 
-def _external_models(value: object) -> object:
-    if isinstance(value, list):
-        return [{"name": m} if isinstance(m, str) else m for m in value]
-    return value
-
-
 class ExternalProvider(_Strict):
     """An API we route to but do not provision (Ollama Cloud, OpenAI, ...)."""
 
@@ -193,7 +252,7 @@ class ExternalProvider(_Strict):
     api_key_env: EnvVarName | None = None
     context_length: Annotated[int, Field(gt=0)] | None = None
     # A bare string is shorthand for {name: <it>}; normalised once, at load.
-    models: Annotated[list[ExternalModel], BeforeValidator(_external_models), Field(min_length=1)]
+    models: Annotated[list[Annotated[ExternalModel, BeforeValidator(_name_or_map)]], Field(min_length=1)]
 
     @property
     def served_names(self) -> list[str]:

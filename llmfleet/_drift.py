@@ -17,7 +17,14 @@ from typing import Any
 
 import httpx
 
-from ._catalog import LlamaCppProvider, LlamaCppPythonProvider, OllamaProvider, VllmProvider
+from ._catalog import (
+    LlamaCppProvider,
+    LlamaCppPythonProvider,
+    OllamaModel,
+    OllamaProvider,
+    VllmProvider,
+    ollama_listed_name,
+)
 from ._declared import declared_models
 from ._http import Failed, Limits, client, excerpt, missing_key, redact, request
 from ._load import Fleet
@@ -100,8 +107,8 @@ async def check_gateway(
     return result
 
 
-def _listed(tag: str) -> str:
-    return tag if ":" in tag else f"{tag}:latest"
+def _ollama_label(model: OllamaModel) -> str:
+    return model.name if model.ollama_name == model.name else f"{model.name} (as {model.ollama_name})"
 
 
 async def check_backend(http: httpx.AsyncClient, name: str, provider: Any, url: str, limits: Limits) -> CheckResult:
@@ -112,9 +119,10 @@ async def check_backend(http: httpx.AsyncClient, name: str, provider: Any, url: 
             status, payload = await _get(http, f"{url}/api/tags", limits)
             if status >= 400:
                 raise _status_failure(status, payload, f"{url}/api/tags", None, gateway=False)
-            live = {_listed(t) for t in _ids(payload, f"{url}/api/tags", key="models", item="name")}
-            result.missing = [t for t in provider.models if _listed(t) not in live]
-            result.notes = [f"{t}: not pulled on {name}" for t in result.missing]
+            live = {ollama_listed_name(t) for t in _ids(payload, f"{url}/api/tags", key="models", item="name")}
+            absent = [m for m in provider.models if ollama_listed_name(m.ollama_name) not in live]
+            result.missing = [m.name for m in absent]
+            result.notes = [f"{_ollama_label(m)}: not {'created' if m.gguf else 'pulled'} on {name}" for m in absent]
         else:
             if isinstance(provider, LlamaCppProvider):
                 status, body = await _get(http, f"{url}/health", limits, want_json=False)

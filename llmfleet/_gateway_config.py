@@ -40,7 +40,7 @@ def _params(fleet: Fleet, provider: str, served: str) -> dict[str, Any]:
     p = fleet.catalog.providers[provider]
     if isinstance(p, OllamaProvider):
         # Ollama's native chat API; api_base is the bare root, without /v1.
-        return {"model": f"ollama_chat/{served}", "api_base": backend_root(fleet, provider)}
+        return {"model": f"ollama_chat/{p.ollama_name(served)}", "api_base": backend_root(fleet, provider)}
     if isinstance(p, VllmProvider):
         return {"model": f"hosted_vllm/{served}", "api_base": backend_root(fleet, provider) + "/v1"}
     if isinstance(p, LlamaCppProvider | LlamaCppPythonProvider):

@@ -144,7 +144,7 @@ async def probe_backend(http: httpx.AsyncClient, name: str, provider: Any, url: 
         for served in provider.served_names:
             if isinstance(provider, OllamaProvider):
                 path = "/api/chat"
-                body: dict[str, Any] = {"model": served, "messages": PROMPT, "stream": False,
+                body: dict[str, Any] = {"model": provider.ollama_name(served), "messages": PROMPT, "stream": False,
                                         "options": {"num_predict": 1}}  # fmt: skip
             else:
                 path, body = "/v1/chat/completions", {"model": served, "messages": PROMPT, "max_tokens": 1}

@@ -181,7 +181,8 @@ class Fleet:
         self.gateway_port = free_port()
 
     def write(self, *, second_model: bool = False, missing_gguf: bool = False, gateway_url: str | None = None) -> None:
-        models = "tiny-ollama, second:1b" if second_model else "tiny-ollama"
+        # tiny-house is created from the GGUF on the host (`ollama create`), the others pulled.
+        models = "tiny-ollama, {name: tiny-house, gguf: /models/tiny.gguf}" + (", second:1b" if second_model else "")
         alias = "    code: tiny-vllm\n" if second_model else ""
         native = "missing.gguf" if missing_gguf else "tiny.gguf"
         catalog = CATALOG.format(ports=self.ports, ollama_models=models, native_gguf=native, extra_alias=alias)

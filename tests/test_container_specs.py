@@ -11,7 +11,7 @@ from components.gateway import gateway_spec
 from components.llama_cpp import llama_server_command
 from components.llama_cpp_python import build_triggers, llama_cpp_python_env
 from components.ollama import ollama_spec
-from components.server_container import go_duration, gpu_request
+from components.server_container import FileBind, Mount, go_duration, gpu_request
 from components.vllm import vllm_command, vllm_spec
 from llmfleet._front_proxy import READY_FOR_S
 
@@ -65,6 +65,19 @@ def test_ollama_healthcheck_needs_no_curl() -> None:
     assert spec.healthcheck.tests == ["CMD", "ollama", "list"]
     assert spec.envs() == ["OLLAMA_CONTEXT_LENGTH=8192", "OLLAMA_HOST=0.0.0.0:11434", "OLLAMA_NUM_PARALLEL=2"]
     assert spec.gpus is None
+
+
+def test_ollama_mounts_the_gguf_directory_only_for_models_created_from_a_file() -> None:
+    operators = Mount("/models", host_path="/srv/gguf", read_only=True)
+    pulled = llmfleet.OllamaProvider(kind="ollama", models=["a", {"name": "b", "pull": "hf.co/u/r:Q4_K_M"}])
+    spec = ollama_spec(pulled, "vol", operators)
+    assert [m.container_path for m in spec.mounts] == ["/root/.ollama"]
+    assert spec.binds == []
+    created = llmfleet.OllamaProvider(kind="ollama", models=["a", {"name": "c", "gguf": "/models/sub/c.gguf"}])
+    spec = ollama_spec(created, "vol", operators)
+    assert spec.mounts == [Mount("/root/.ollama", volume="vol"), operators]
+    # The file itself is bound too, so a file missing on the host fails the deploy at once.
+    assert spec.binds == [FileBind(source="/srv/gguf/sub/c.gguf", target="/models/sub/c.gguf")]
 
 
 def test_gpu_request_shapes() -> None:

@@ -153,7 +153,7 @@ def test_wait_polls_until_in_sync(project: Path, servers: list[StandIn], capsys)
     servers[0].routes["/v1/models"] = lambda: json_route(next(answers, openai_models(DECLARED)))
     code, out, _ = drift(project, servers[0].url, capsys, "--wait", "20")
     assert code == 0
-    assert "3 attempt(s)" in out.splitlines()[0]
+    assert "3 attempts in " in out.splitlines()[0]
 
 
 def test_wait_gives_up_at_its_deadline(project: Path, servers: list[StandIn], capsys) -> None:
@@ -191,3 +191,29 @@ def test_json_junit_markdown_and_job_summary(project: Path, servers, capsys, tmp
     assert text.startswith("earlier step\n### ❌ llmfleet drift: stack `test`: drift\n")
     assert "| gateway | litellm | drift | `code` | `surprise` |" in text
     assert KEY not in out + err + text + junit.read_text()
+
+
+def test_ollama_models_are_looked_for_under_what_ollama_was_asked_for(tmp_path: Path, servers, capsys) -> None:
+    # A Hugging Face pull is listed under its reference (compared ignoring case, as Ollama does);
+    # a model created from a file under its declared name.
+    gateway, ollama = servers[0], servers[1]
+    text = catalog([s.port for s in servers[1:]]).replace(
+        "models: [qwen2.5:0.5b, llama3.1]",
+        'models: [{name: myth, pull: "hf.co/TheBloke/MythoMax-L2-13B-GGUF:Q5_K_M"}, '
+        "{name: house, gguf: /models/h.gguf}]",
+    )
+    project = write_project(tmp_path / "sources", text, PUBLISHED)
+    gateway.routes["/v1/models"] = json_route(openai_models(["code", "gemma", "house", "myth", "qwen-coder", "tiny"]))
+    serve_ollama(ollama, ["hf.co/thebloke/mythomax-l2-13b-gguf:q5_k_m", "house:latest"])
+    code, out, err = drift(project, gateway.url, capsys)
+    assert (code, err) == (0, ""), out
+    assert "  ollama [ollama]: in sync" in out.splitlines()
+
+    serve_ollama(ollama, [])
+    code, out, _ = drift(project, gateway.url, capsys)
+    assert code == 2
+    assert out.splitlines()[2:5] == [
+        "  ollama [ollama]: drift",
+        "    myth (as hf.co/TheBloke/MythoMax-L2-13B-GGUF:Q5_K_M): not pulled on ollama",
+        "    house: not created on ollama",
+    ]

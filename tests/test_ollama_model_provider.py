@@ -30,7 +30,8 @@ class FakeDocker:
         self.calls.append(list(argv))
         if self.down:  # the docker CLI's exit code and the daemon's words (moby daemon/errors.go)
             return 1, "", f"Error response from daemon: {self.down}\n"
-        command = argv[argv.index("ollama") + 1]
+        # `ollama <command>`, or the shell that runs `ollama create` from a Modelfile
+        command = argv[argv.index("ollama") + 1] if "ollama" in argv else "create"
         if command == self.fail:
             return 1, "", "Error: pull model manifest: file does not exist"
         return 0, self.listing if command == "list" else "success\n", ""
@@ -130,3 +131,64 @@ def test_pickled_provider_loads_as_pulumi_runs_it() -> None:
     assert done.stdout.strip() == (
         "['docker', 'exec', 'c', 'ollama', 'list'] {'qwen2.5:0.5b': 'a8b0c5157701', 'llama3.1:latest': '46e0c10c039e'}"
     )
+
+
+CREATED = {**PROPS, "tag": "house", "gguf": "/models/house.gguf"}
+
+
+def test_a_model_from_a_file_is_created_from_a_modelfile_in_the_container() -> None:
+    fake = FakeDocker(listing=LIST + "house:latest        5d1e4bbbb0f1    1.1 GB    1 second ago\n")
+    result = OllamaModelProvider(fake).create(CREATED)
+    argv = fake.calls[0]
+    assert argv[:5] == ["docker", "--host", "ssh://ops@gpu-1", "exec", "llmfleet-prod-ollama"]
+    assert argv[5:7] == ["sh", "-c"] and argv[-3:] == ["sh", "/models/house.gguf", "house"]
+    assert (result.id, result.outs["digest"]) == ("llmfleet-prod-ollama/house", "5d1e4bbbb0f1")
+
+
+def test_the_modelfile_script_runs_ollama_create_and_cleans_up(tmp_path) -> None:
+    # The script itself, run by a real sh against a recording `ollama` on PATH.
+    bin_dir, tmp = tmp_path / "bin", tmp_path / "tmp"
+    bin_dir.mkdir()
+    tmp.mkdir()
+    (bin_dir / "ollama").write_text('#!/bin/sh\necho "$@" > "$LOG"; cat "$4" >> "$LOG"; exit "${STATUS:-0}"\n')
+    (bin_dir / "ollama").chmod(0o755)
+    argv = OllamaModelProvider.create_from_gguf(None, "c", "house", "/models/my house.gguf")
+    script = argv[argv.index("sh") :]
+    log = tmp_path / "log"
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "TMPDIR": str(tmp), "LOG": str(log)}
+    assert subprocess.run(script, env=env, check=False).returncode == 0
+    args, modelfile = log.read_text().split("\n", 1)
+    assert args.startswith("create house -f ")
+    assert modelfile == "FROM /models/my house.gguf\n"
+    assert list(tmp.iterdir()) == []  # the temporary Modelfile is gone
+    assert subprocess.run(script, env={**env, "STATUS": "7"}, check=False).returncode == 7
+    assert list(tmp.iterdir()) == []
+
+
+def test_a_failed_create_says_what_it_ran_and_what_ollama_said() -> None:
+    class Refusing(FakeDocker):
+        def __call__(self, argv: Sequence[str], timeout: float) -> tuple[int, str, str]:
+            self.calls.append(list(argv))
+            return 1, "", "Error: open /models/house.gguf: no such file or directory\n"
+
+    expected = (
+        r"`ollama create house` from `FROM /models/house.gguf` in container llmfleet-prod-ollama failed \(1\): "
+        r"Error: open /models/house.gguf: no such file or directory"
+    )
+    with pytest.raises(RuntimeError, match=expected):
+        OllamaModelProvider(Refusing()).create(CREATED)
+
+
+def test_a_changed_source_file_replaces_the_model_and_pulled_models_keep_their_state() -> None:
+    provider = OllamaModelProvider()
+    diff = provider.diff("id", CREATED, {**CREATED, "gguf": "/models/house-v2.gguf"})
+    assert (diff.changes, diff.replaces) == (True, ["gguf"])
+    # State written before models could be created from files has no `gguf` key: no change.
+    assert provider.diff("id", PROPS, dict(PROPS)).changes is False
+    assert "gguf" not in OllamaModelProvider(FakeDocker()).create(PROPS).outs
+
+
+def test_listing_is_matched_ignoring_case_as_ollama_does() -> None:
+    listing = LIST + "hf.co/thebloke/mythomax-l2-13b-gguf:q5_k_m    0badc0ffee00    9.2 GB    now\n"
+    props = {**PROPS, "tag": "hf.co/TheBloke/MythoMax-L2-13B-GGUF:Q5_K_M"}
+    assert OllamaModelProvider(FakeDocker(listing=listing)).read("id", props).outs["digest"] == "0badc0ffee00"

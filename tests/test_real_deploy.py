@@ -55,10 +55,11 @@ def ok(done, what: str) -> str:
     return done.stdout + done.stderr
 
 
-def standin_pulls(project: Project) -> dict[str, int]:
+def standin_fetches(project: Project) -> dict[str, dict[str, int]]:
+    """How often the Ollama stand-in pulled and created each model."""
     ollama = project.containers()["ollama"]["name"]
-    state = project.docker.docker("exec", ollama, "cat", "/root/.ollama/standin.json").stdout
-    return json.loads(state)["pulls"]
+    state = json.loads(project.docker.docker("exec", ollama, "cat", "/root/.ollama/standin.json").stdout)
+    return {"pulls": state["pulls"], "creates": state.get("creates", {})}
 
 
 def test_deploy_change_check_and_destroy(fleet: Fleet) -> None:
@@ -66,13 +67,13 @@ def test_deploy_change_check_and_destroy(fleet: Fleet) -> None:
 
     # A preview before anything exists: the policy is not applicable, so it passes without a gateway.
     out = ok(project.pulumi("preview", "--policy-pack", "policy"), "the first preview")
-    assert "llmfleet@v0.0.1" in out and "+ 26 to create" in out
+    assert "llmfleet@v0.0.1" in out and "+ 27 to create" in out
 
     # The first up: everything healthy, then the policy checks the live gateway and probes it.
     started = time.monotonic()
     out = ok(project.pulumi("up", "--yes", "--policy-pack", "policy"), "the first up")
     first_up_s = time.monotonic() - started
-    assert "+ 26 created" in out and "mandatory" not in out
+    assert "+ 27 created" in out and "mandatory" not in out
     containers = project.containers()
     assert sorted(containers) == ["front", "gateway", "native", "ollama", "python", "vllm"]
     assert all(c["state"] == "running" for c in containers.values()), containers
@@ -82,6 +83,8 @@ def test_deploy_change_check_and_destroy(fleet: Fleet) -> None:
     ok(project.llmfleet("drift", "--stack", "e2e", "--backends"), "drift after the first up")
     out = ok(project.llmfleet("probe", "--stack", "e2e"), "probe after the first up")
     assert "every name answers" in out
+    # The model built from the host's GGUF file: created once, through the bind-mounted file.
+    assert standin_fetches(project) == {"pulls": {"tiny-ollama:latest": 1}, "creates": {"tiny-house:latest": 1}}
 
     # The master key stays secret: not in the state, the outputs or anything any command printed.
     export = ok(project.pulumi("stack", "export"), "stack export")
@@ -105,7 +108,11 @@ def test_deploy_change_check_and_destroy(fleet: Fleet) -> None:
         time.sleep(3)
     assert load.result.sent > 50 and load.result.failures == [], (load.result.sent, load.result.failures[:5])
     assert project.containers()["ollama"]["id"] == ollama_before  # the Ollama container is untouched
-    assert standin_pulls(project) == {"tiny-ollama:latest": 1, "second:1b": 1}  # no model pulled again
+    # No model pulled or created again.
+    assert standin_fetches(project) == {
+        "pulls": {"tiny-ollama:latest": 1, "second:1b": 1},
+        "creates": {"tiny-house:latest": 1},
+    }
     out = ok(project.llmfleet("probe", "--stack", "e2e"), "probe after the change")
     assert "code [alias]: answers" in out and "second:1b [model]: answers" in out
 

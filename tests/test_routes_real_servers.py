@@ -27,12 +27,16 @@ from .tiny_gguf import write_tiny_gguf
 pytestmark = [pytest.mark.litellm, pytest.mark.real_servers, pytest.mark.timeout(300)]
 
 CONTEXT = 512  # per request; llama-server gets 2 slots of it
+HF_REF = "hf.co/TinyOrg/Tiny-GGUF:Q4_K_M"
 CATALOG = """\
 providers:
   ollama:
     kind: ollama
     port: {ollama}
-    models: [tiny-ollama]
+    models:
+      - tiny-ollama
+      # Ollama lists a Hugging Face pull under its reference: the gateway must ask for that.
+      - {{name: tiny-hf, pull: "{hf_ref}"}}
   vllm:
     kind: vllm
     port: {vllm}
@@ -54,7 +58,7 @@ providers:
 routes:
   groups:
     pool:
-      - {{provider: ollama, weight: 1}}
+      - {{provider: ollama, model: tiny-hf, weight: 1}}
       - {{provider: vllm, weight: 1}}
   fallbacks:
     tiny-native: [tiny-python]
@@ -97,10 +101,10 @@ def servers() -> LlamaServers:
 def fleet(servers: LlamaServers, tmp_path: Path) -> Iterator[Fleet]:
     gguf = write_tiny_gguf(tmp_path / "tiny.gguf")
     with standins(2) as (ollama, vllm):
-        serve_ollama(ollama, ["tiny-ollama"])
+        serve_ollama(ollama, ["tiny-ollama", HF_REF])
         serve_vllm(vllm, "tiny-vllm")
         ports = {"ollama": ollama.port, "vllm": vllm.port, "native": free_port(), "python": free_port()}
-        catalog = CATALOG.format(**ports, gguf=gguf, context=CONTEXT)
+        catalog = CATALOG.format(**ports, gguf=gguf, context=CONTEXT, hf_ref=HF_REF)
         project = write_project(tmp_path / "project", catalog, STACK.replace("GATEWAY_PORT", str(free_port())))
         fleet = llmfleet.load_fleet(project, "test")
         native, python = fleet.catalog.providers["native"], fleet.catalog.providers["python"]
@@ -132,11 +136,12 @@ def chat(url: str, model: str) -> httpx.Response:
 
 def test_every_declared_name_answers_then_a_killed_server_is_named(fleet: Fleet, capsys, monkeypatch) -> None:
     code, checks, output = probe(fleet, capsys, monkeypatch, "--backends")
-    names = ["chat", "pool", "tiny-native", "tiny-ollama", "tiny-python", "tiny-vllm"]
+    names = ["chat", "pool", "tiny-hf", "tiny-native", "tiny-ollama", "tiny-python", "tiny-vllm"]
     assert names == llmfleet.declared_models(fleet.fleet.catalog)
     assert {n: checks[n]["verdict"] for n in names} == dict.fromkeys(names, "answers"), output
     assert checks["tiny-native"]["notes"] == ["answered by tiny-native@native"]
     assert checks["chat"]["notes"] == ["answered by tiny-native@native"]
+    assert checks["tiny-hf"]["notes"] == ["answered by tiny-hf@ollama"]
     assert {n: checks[n]["verdict"] for n in ("ollama", "vllm", "native", "python")} == dict.fromkeys(
         ("ollama", "vllm", "native", "python"), "answers"
     )
