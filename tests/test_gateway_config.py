@@ -37,7 +37,7 @@ providers:
     api: ollama
     base_url: https://ollama.com
     api_key_env: OLLAMA_API_KEY
-    models: [gpt-oss:20b-cloud, {name: big, upstream: gpt-oss:120b}]
+    models: [{name: gpt-oss:20b-cloud, upstream: gpt-oss:20b}, {name: big, upstream: gpt-oss:120b}]
   openai:
     kind: external
     api: openai
@@ -79,7 +79,7 @@ def test_each_kind_gets_its_prefix_and_api_base(tmp_path: Path) -> None:
             "api_key": "no-key",
         },
         "gpt-oss:20b-cloud@cloud": {
-            "model": "ollama_chat/gpt-oss:20b-cloud",
+            "model": "ollama_chat/gpt-oss:20b",
             "api_base": "https://ollama.com",
             "api_key": "os.environ/OLLAMA_API_KEY",
         },

@@ -23,7 +23,7 @@ providers:
     api: ollama
     base_url: https://ollama.com
     api_key_env: OLLAMA_API_KEY
-    models: [gpt-oss:20b-cloud]
+    models: [{name: gpt-oss:20b-cloud, upstream: gpt-oss:20b}]
 routes:
   aliases:
     chat: gemma

@@ -1,0 +1,103 @@
+"""Checks of where each model comes from: that the server is asked for a name it can fetch or
+serve, and that a model file has a way onto its host."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from ._catalog import (
+    ExternalProvider,
+    LlamaCppProvider,
+    LlamaCppPythonProvider,
+    OllamaProvider,
+    ollama_listed_name,
+)
+from ._checks_context import CheckContext
+from ._errors import KeyPath
+
+# Ollama's own API host: it serves its cloud models by their names without the `-cloud` suffix.
+OLLAMA_CLOUD_HOSTS = {"ollama.com", "www.ollama.com"}
+
+
+def cloud_tag_stripped(name: str) -> str | None:
+    """`gpt-oss:120b-cloud` -> `gpt-oss:120b`, `glm-4.6:cloud` -> `glm-4.6`; None for other names.
+    The `-cloud` tags exist for a signed-in local Ollama that offloads to ollama.com; ollama.com's
+    API itself knows the model by the rest of the name."""
+    model, _, tag = name.rpartition(":")
+    if not model:
+        return None
+    if tag == "cloud":
+        return model
+    if tag.endswith("-cloud"):
+        return f"{model}:{tag.removesuffix('-cloud')}"
+    return None
+
+
+def ollama_cloud_names(ctx: CheckContext) -> None:
+    for pname, p in ctx.catalog.providers.items():
+        if not isinstance(p, ExternalProvider) or p.api != "ollama":
+            continue
+        if (urlsplit(p.base_url).hostname or "").lower() not in OLLAMA_CLOUD_HOSTS:
+            continue
+        for i, m in enumerate(p.models):
+            served = cloud_tag_stripped(m.upstream_name)
+            if served is None:
+                continue
+            path: KeyPath = ("providers", pname, "models", i, *(("upstream",) if m.upstream else ()))
+            ctx.error(
+                ctx.cat,
+                path,
+                f"ollama.com does not serve '{m.upstream_name}': `-cloud` tags are for a signed-in local Ollama, "
+                f"and ollama.com's API serves this model as '{served}'",
+                "ollama-cloud-tag",
+                "Keep the gateway name and ask ollama.com for the name it serves: "
+                f"`{{name: {m.name}, upstream: {served}}}`.",
+            )
+
+
+def ollama_sources(ctx: CheckContext) -> None:
+    """Two declared names fetching one Ollama model would share it: removing either from the
+    catalog would `ollama rm` the other's model too."""
+    for pname, p in ctx.catalog.providers.items():
+        if not isinstance(p, OllamaProvider):
+            continue
+        first: dict[str, str] = {}
+        for i, m in enumerate(p.models):
+            key = ollama_listed_name(m.ollama_name)
+            if key in first and first[key] != m.name:  # the same name twice is a duplicate-model
+                ctx.error(
+                    ctx.cat,
+                    ("providers", pname, "models", i),
+                    f"'{m.name}' and '{first[key]}' both fetch '{m.ollama_name}': each declared model is its own "
+                    "Ollama model, removed when it leaves the catalog",
+                    "ollama-model-twice",
+                    f"Declare it once, and route the other name to it with an alias: "
+                    f"routes.aliases.{m.name}: {first[key]}.",
+                )
+            else:
+                first[key] = m.name
+
+
+def gguf_files(ctx: CheckContext) -> None:
+    """A GGUF path on a host without `gguf_dir` is read from a named volume that starts empty:
+    nothing llmfleet does puts the file there, so the server would wait out its health check."""
+    for pname, p in ctx.catalog.local_providers().items():
+        files: list[tuple[KeyPath, str]] = []
+        if isinstance(p, LlamaCppProvider | LlamaCppPythonProvider) and p.gguf:
+            files.append((("providers", pname, "gguf"), p.gguf))
+        if isinstance(p, OllamaProvider):
+            files += [(("providers", pname, "models", i, "gguf"), m.gguf) for i, m in enumerate(p.models) if m.gguf]
+        host = ctx.stack.host_of(pname)
+        if not files or host not in ctx.stack.hosts or ctx.stack.hosts[host].gguf_dir:
+            continue
+        for path, gguf in files:
+            ctx.warn(
+                ctx.cat,
+                path,
+                f"'{gguf}' would be read from the volume llmfleet-{ctx.name}-gguf on host '{host}', "
+                "which starts empty: nothing puts the file there",
+                "gguf-without-dir",
+                f"Put the file in a directory on host '{host}' and name it in the stack: "
+                f"llmfleet:hosts.{host}.gguf_dir (mounted read-only at /models); "
+                "or copy it into that volume before `pulumi up`.",
+            )
