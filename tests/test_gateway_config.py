@@ -168,3 +168,29 @@ def test_declared_set_does_not_read_the_renderer(tmp_path: Path, monkeypatch) ->
     before = llmfleet.declared_models(fleet.catalog)
     monkeypatch.setattr("llmfleet._gateway_config.gateway_config", lambda f: {"model_list": []})
     assert llmfleet.declared_models(fleet.catalog) == before
+
+
+# The replaced system's 12 gateway models (the seed), by their public names.
+SEED = [
+    "llama3.1:latest", "qwen2.5-coder:7b", "mythomax-l2-13b-q5_k_m", "llama-cpp-default", "llama-cpp-native",
+    "qwen-coder-vllm", "deepseek-v3.1:671b-cloud", "qwen3-coder:480b-cloud", "kimi-k2:1t-cloud", "gpt-oss:120b-cloud",
+    "gpt-oss:20b-cloud", "glm-4.6:cloud",
+]  # fmt: skip
+
+
+def test_prod_keeps_the_public_names_and_asks_each_server_for_what_it_serves() -> None:
+    fleet = llmfleet.load_fleet(Path(__file__).resolve().parent.parent, "prod")
+    declared = llmfleet.declared_models(fleet.catalog)
+    assert set(SEED) <= set(declared) and len(set(declared) - set(SEED)) == 6  # + the 6 capability aliases
+    asked = {d["model_name"]: d["litellm_params"]["model"] for d in llmfleet.gateway_config(fleet)["model_list"]}
+    # ollama.com serves its cloud models without the -cloud suffix.
+    assert {n: m for n, m in asked.items() if n.endswith("cloud")} == {
+        "deepseek-v3.1:671b-cloud": "ollama_chat/deepseek-v3.1:671b",
+        "qwen3-coder:480b-cloud": "ollama_chat/qwen3-coder:480b",
+        "kimi-k2:1t-cloud": "ollama_chat/kimi-k2:1t",
+        "gpt-oss:120b-cloud": "ollama_chat/gpt-oss:120b",
+        "gpt-oss:20b-cloud": "ollama_chat/gpt-oss:20b",
+        "glm-4.6:cloud": "ollama_chat/glm-4.6",
+    }
+    # MythoMax is not in Ollama's library: Ollama pulls TheBloke's GGUF and lists it by that reference.
+    assert asked["mythomax-l2-13b-q5_k_m"] == "ollama_chat/hf.co/TheBloke/MythoMax-L2-13B-GGUF:Q5_K_M"
