@@ -17,6 +17,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 import time
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from . import __version__
+from ._project import is_directory, stack_names
 from ._urls import gateway_url_problem
 from ._wording import count, duration
 
@@ -71,6 +73,21 @@ _positive_seconds = _seconds(0, inclusive=False)
 _seconds_or_zero = _seconds(0, inclusive=True)
 
 
+def _path(text: str) -> Path:
+    """A path option: Path('') would be the current directory, silently; a NUL cannot be looked up."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path: give a file or directory")
+    if "\0" in text:
+        raise argparse.ArgumentTypeError(f"{text!r} contains a NUL character")
+    return Path(text)
+
+
+def _env_name(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an environment variable name (letters, digits and _)")
+    return text
+
+
 def _gateway_url(text: str) -> str:
     problem = gateway_url_problem(text)
     if problem:
@@ -79,15 +96,13 @@ def _gateway_url(text: str) -> str:
 
 
 def _parser(project_dir: Path = Path(".")) -> argparse.ArgumentParser:
-    from ._project import stack_names
-
-    known = stack_names(project_dir) if (project_dir / "stacks").is_dir() else []
+    known = stack_names(project_dir) if is_directory(project_dir / "stacks") else []
     stack_help = f"known stacks: {', '.join(known)}" if known else f"no stacks in {project_dir / 'stacks'} yet"
     parser = _ArgumentParser(prog="llmfleet", description=(__doc__ or "").splitlines()[0].replace("`", ""),
                              epilog="Exit codes: 0 ok, 1 errors or could not check, 2 drift or a name fails, "
                              "3 crash, 64 usage, 130 interrupted.")  # fmt: skip
     parser.add_argument("--version", action="version", version=f"llmfleet {__version__}")
-    parser.add_argument("--project-dir", default=".", type=Path, help="the llmfleet project (default: .)")
+    parser.add_argument("--project-dir", default=Path("."), type=_path, help="the llmfleet project (default: .)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
@@ -119,7 +134,7 @@ def _parser(project_dir: Path = Path(".")) -> argparse.ArgumentParser:
     form = p.add_mutually_exclusive_group()
     form.add_argument("--json", action="store_true", help="a JSON list instead of one name a line")
     form.add_argument("--markdown", action="store_true", help="with --diff-against: a PR comment")
-    p.add_argument("--diff-against", type=Path, metavar="PATH",
+    p.add_argument("--diff-against", type=_path, metavar="PATH",
                    help="another checkout (e.g. the PR base): print `+ name`/`- name` and changed routes")  # fmt: skip
 
     p = sub.add_parser(
@@ -164,7 +179,7 @@ def _gateway_options(p: argparse.ArgumentParser, stack_help: str) -> None:
     p.add_argument("--stack", required=True, help=stack_help)
     p.add_argument("--url", type=_gateway_url,
                    help="gateway base URL, without /v1 (default: the stack's gateway address)")  # fmt: skip
-    p.add_argument("--key-env", default="LITELLM_MASTER_KEY", metavar="NAME",
+    p.add_argument("--key-env", default="LITELLM_MASTER_KEY", metavar="NAME", type=_env_name,
                    help="environment variable holding the master key (default: %(default)s)")  # fmt: skip
 
 
@@ -172,7 +187,7 @@ def _report_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=DRIFT_FORMATS, default="text",
                    help="report format: text, json, markdown (a job summary) or junit (CI test reports) "
                    "(default: %(default)s)")  # fmt: skip
-    p.add_argument("--output", type=Path, metavar="FILE", help="write the report here instead of stdout")
+    p.add_argument("--output", type=_path, metavar="FILE", help="write the report here instead of stdout")
 
 
 def _report(problems: list[Problem], fmt: str, out: TextIO) -> None:
@@ -216,12 +231,11 @@ def _load(
 
 def _validate(args: argparse.Namespace) -> int:
     from ._declared import declared_models
-    from ._project import stack_names
 
     stacks = args.stack or stack_names(args.project_dir)
     if not stacks:
         where = args.project_dir / "stacks"
-        if where.is_dir():
+        if is_directory(where):
             hint = ("Add one, with at least `llmfleet:catalog: <catalog file>` under `config:` "
                     '(see the README, "The stack").')  # fmt: skip
         else:
@@ -259,7 +273,7 @@ def _models(args: argparse.Namespace) -> int:
 
     if args.markdown and args.diff_against is None:
         return _usage("models", "--markdown needs --diff-against: it writes the diff as a PR comment")
-    if args.diff_against is not None and not (args.diff_against / "stacks").is_dir():
+    if args.diff_against is not None and not is_directory(args.diff_against / "stacks"):
         return _usage("models", f"--diff-against {args.diff_against} is not an llmfleet checkout "
                       f"(no {args.diff_against / 'stacks'} directory); give the base checkout's root")  # fmt: skip
     fleet = _load(args.project_dir, args.stack)
@@ -270,7 +284,6 @@ def _models(args: argparse.Namespace) -> int:
         print(json.dumps(names) if args.json else "\n".join(names))
         return 0
     from ._model_diff import diff_markdown, model_diff
-    from ._project import stack_names
 
     base_dir: Path = args.diff_against
     base = None
@@ -380,6 +393,18 @@ def _emit(report: Report, args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def _not_a_directory(path: Path) -> str:
+    """Why `path` cannot be used as a directory ("does not exist", ...), or ""."""
+    try:
+        is_dir = path.is_dir()
+        path.stat()
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as exc:  # a name too long, a symlink loop
+        return f"cannot be used: {exc.strerror or exc}"
+    return "" if is_dir else "is not a directory"
+
+
 def _usage(command: str, message: str) -> int:
     print(f"llmfleet {command}: error: {message}", file=sys.stderr)
     return EXIT_USAGE
@@ -393,7 +418,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The project directory first, so that `--stack` help can list that project's stacks. This
     # pass never exits (argparse would, with 2): a bad --project-dir is the full parser's to report.
     early = _Lenient(add_help=False)
-    early.add_argument("--project-dir", default=".", type=Path)
+    early.add_argument("--project-dir", default=Path("."), type=_path)
     try:
         project_dir = early.parse_known_args(argv)[0].project_dir
     except ValueError:
@@ -402,9 +427,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser(project_dir).parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error (64)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    if not args.project_dir.is_dir():
-        missing = "does not exist" if not args.project_dir.exists() else "is not a directory"
-        return _usage(args.command, f"--project-dir {args.project_dir} {missing}: give the directory that holds "
+    unusable = _not_a_directory(args.project_dir)
+    if unusable:
+        return _usage(args.command, f"--project-dir {args.project_dir} {unusable}: give the directory that holds "
                       "stacks/ and config/")  # fmt: skip
     try:
         return COMMANDS[args.command](args)

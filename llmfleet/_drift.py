@@ -26,7 +26,7 @@ from ._catalog import (
     ollama_listed_name,
 )
 from ._declared import declared_models
-from ._http import Failed, Limits, client, excerpt, missing_key, redact, request
+from ._http import Failed, Limits, client, excerpt, key_problem, redact, request
 from ._load import Fleet
 from ._report import CheckResult, Report, Verdict
 from ._wording import duration
@@ -85,8 +85,9 @@ async def check_gateway(
     models_url = url.rstrip("/") + "/v1/models"
     result = CheckResult("gateway", "litellm", models_url, Verdict.IN_SYNC)
     try:
-        if not key:
-            raise Failed(Verdict.UNAUTHORIZED, f"no master key: {key_source} {missing_key(key)}")
+        problem = key_problem(key, key_source)
+        if problem:
+            raise Failed(Verdict.UNAUTHORIZED, problem)
         status, payload = await _get(http, models_url, limits, {"Authorization": f"Bearer {key}"})
         if status >= 400:
             raise _status_failure(status, payload, models_url, key, gateway=True)

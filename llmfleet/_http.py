@@ -45,10 +45,18 @@ def redact(text: str, secret: str | None) -> str:
     return text.replace(secret, "***") if secret else text
 
 
-def missing_key(key: str | None) -> str:
-    """Why there is no key to send: `LITELLM_MASTER_KEY=` is set, and calling it "not set" would
-    send the user to look in the wrong place."""
-    return "is empty" if key == "" else "is not set"
+def key_problem(key: str | None, source: str) -> str | None:
+    """Why `key` (read from `source`) cannot be sent as a Bearer token, or None. `LITELLM_MASTER_KEY=`
+    is set, and calling it "not set" would send the user to look in the wrong place; a newline or a
+    non-ASCII character cannot go into an HTTP header, and the client's error would echo the key."""
+    if key is None:
+        return f"no master key: {source} is not set"
+    if not key:
+        return f"no master key: {source} is empty"
+    if not (key.isascii() and key.isprintable()):
+        return (f"no usable master key: {source} holds a character an HTTP header cannot carry (a control "
+                "character such as a newline, or a non-ASCII one)")  # fmt: skip
+    return None
 
 
 def _causes(exc: BaseException) -> Iterable[BaseException]:
@@ -67,6 +75,8 @@ def describe(exc: httpx.HTTPError, url: str, timeout: float) -> str:
     slow server from a short --timeout."""
     if isinstance(exc, httpx.TooManyRedirects):
         return f"{url}: too many redirects (a redirect loop?)"
+    if isinstance(exc, httpx.LocalProtocolError):  # its text would echo the header, the key with it
+        return f"{url}: the request could not be sent: a header value is not valid HTTP"
     if isinstance(exc, httpx.ConnectTimeout):
         return f"{url}: no connection within the {duration(timeout)} timeout"
     if isinstance(exc, httpx.TimeoutException):
@@ -128,6 +138,8 @@ async def request(
             raise Failed(Verdict.BAD_RESPONSE, describe(exc, url, limits.timeout)) from None
         except httpx.HTTPError as exc:
             raise Failed(Verdict.UNREACHABLE, describe(exc, url, limits.timeout)) from None
+        except httpx.InvalidURL as exc:  # a URL not checked like --url (the stack's gateway.bind)
+            raise Failed(Verdict.UNREACHABLE, f"{url}: not a usable URL: {exc}") from None
     raise AssertionError("unreachable")  # the loop always returns or raises
 
 

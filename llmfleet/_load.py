@@ -15,7 +15,7 @@ from ._catalog import Catalog
 from ._checks import check
 from ._checks_context import closest_name
 from ._errors import ConfigError, Problem
-from ._project import stack_names
+from ._project import is_directory, stack_names
 from ._schema_errors import SchemaErrors, places
 from ._stack import BuildSpec, StackFile, StackSettings
 from ._yaml import SourceMap, parse_yaml
@@ -50,8 +50,9 @@ def _read(path: Path, shown: str) -> tuple[str | None, Problem | None]:
         data = path.read_bytes()
     except FileNotFoundError:
         return None, Problem(shown, 1, 1, (), "file not found", "missing-file", hint="Check the path.")
-    except OSError as exc:
-        return None, Problem(shown, 1, 1, (), f"cannot read the file: {exc.strerror or exc}", "unreadable-file",
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        reason = getattr(exc, "strerror", None) or exc
+        return None, Problem(shown, 1, 1, (), f"cannot read the file: {reason}", "unreadable-file",
                              hint="Check that it is a readable file.")  # fmt: skip
     try:
         return data.decode("utf-8"), None
@@ -62,11 +63,19 @@ def _read(path: Path, shown: str) -> tuple[str | None, Problem | None]:
                              "is not valid UTF-8", "not-utf8", hint="Save the file as UTF-8.")  # fmt: skip
 
 
-def inside_project(project: Path, relative: str) -> Path | None:
-    """`relative` resolved inside the project directory (symlinks followed), or None if it leaves it."""
-    root = project.resolve()
-    target = (root / relative).resolve()
-    return target if target.is_relative_to(root) else None
+def inside_project(project: Path, relative: str) -> tuple[Path | None, str]:
+    """`relative` resolved inside the project directory (symlinks followed), or None and why not:
+    it leaves the project, or the OS cannot look it up at all."""
+    if "\0" in relative:
+        return None, "contains a NUL character"
+    try:
+        root = project.resolve()
+        target = (root / relative).resolve()
+    except RuntimeError:  # what Python 3.11's resolve() raises on a symlink loop
+        return None, "is a symlink loop"
+    except OSError as exc:
+        return None, f"cannot be looked up: {exc.strerror or exc}"
+    return (target, "") if target.is_relative_to(root) else (None, "is outside the project directory")
 
 
 def load_stack_settings(
@@ -170,7 +179,7 @@ def _load_fleet(project: Path, stack: str) -> Fleet:
         known = stack_names(project)
         if known:
             hint = f"Known stacks: {', '.join(known)}."
-        elif (project / "stacks").is_dir():
+        elif is_directory(project / "stacks"):
             hint = (f"Create {stack_shown}, with at least `llmfleet:catalog: <catalog file>` under `config:` "
                     '(see the README, "The stack").')  # fmt: skip
         else:
@@ -185,10 +194,10 @@ def _load_fleet(project: Path, stack: str) -> Fleet:
         raise ConfigError(problems)
     problems += _paths_outside(project, settings, stack_src)
     catalog_shown = settings.catalog
-    catalog_path = inside_project(project, catalog_shown)
+    catalog_path, _ = inside_project(project, catalog_shown)
     if catalog_path is None:
         raise ConfigError(problems)  # nothing outside the project is read
-    text, unreadable = _read(catalog_path, catalog_shown) if not catalog_path.is_dir() else (None, None)
+    text, unreadable = _read(catalog_path, catalog_shown) if not is_directory(catalog_path) else (None, None)
     if text is None and (unreadable is None or unreadable.rule == "missing-file"):
         unreadable = _no_catalog_file(project, catalog_shown, catalog_path, stack_src)
     if text is None:
@@ -208,13 +217,13 @@ def _no_catalog_file(project: Path, shown: str, path: Path, stack_src: SourceMap
     line to fix), with the YAML file the user most likely meant."""
     where = ("config", NAMESPACE + "catalog")
     root = project.resolve()
-    if path.is_dir():
+    if is_directory(path):
         inside = sorted(str(f.relative_to(root)) for f in _yaml_files(path))
         hint = (f"Give a catalog file inside it: {' or '.join(inside[:3])}." if inside else
                 "Give the path of a catalog file (.yaml), relative to the project directory.")  # fmt: skip
         return stack_src.problem(where, f"catalog '{shown}' is a directory, not a file", "catalog-not-a-file", hint)
     hint = "Give a path relative to the project directory."
-    if path.parent.is_dir():
+    if is_directory(path.parent):
         siblings = {f.name: f for f in _yaml_files(path.parent)}
         same_stem = [n for n in siblings if Path(n).stem == path.stem]
         meant = same_stem[0] if same_stem else closest_name(path.name, siblings)
@@ -237,13 +246,13 @@ def _paths_outside(project: Path, settings: StackSettings, src: SourceMap) -> li
     build = settings.images.llama_cpp_python
     if isinstance(build, BuildSpec):
         named.append((("config", NAMESPACE + "images", "llama_cpp_python", "build"), build.build))
-    return [
-        src.problem(
-            path,
-            f"'{value}' is outside the project directory",
-            "path-outside-project",
-            "Give a path inside the project, relative to it (e.g. config/catalog.yaml).",
-        )
-        for path, value in named
-        if inside_project(project, value) is None
-    ]
+    problems = []
+    for path, value in named:
+        resolved, why = inside_project(project, value)
+        if resolved is None:
+            outside = why == "is outside the project directory"
+            shown = repr(value if len(value) <= 80 else value[:77] + "...")  # repr: a NUL is seen
+            rule = "path-outside-project" if outside else "unusable-path"
+            hint = "Give a path inside the project, relative to it (e.g. config/catalog.yaml)."
+            problems.append(src.problem(path, f"{shown} {why}", rule, hint))
+    return problems

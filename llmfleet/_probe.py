@@ -22,7 +22,7 @@ import httpx
 
 from ._catalog import Catalog, ExternalProvider, OllamaProvider, deployment_id
 from ._drift import backend_urls
-from ._http import Failed, Limits, client, excerpt, missing_key, redact, request
+from ._http import Failed, Limits, client, excerpt, key_problem, redact, request
 from ._load import Fleet
 from ._report import CheckResult, Report, Verdict
 from ._wording import count, duration
@@ -99,8 +99,9 @@ async def probe_name(
     chat_url = url.rstrip("/") + "/v1/chat/completions"
     result = CheckResult(target.name, target.kind, chat_url, Verdict.ANSWERS)
     try:
-        if not key:
-            raise Failed(Verdict.UNAUTHORIZED, f"no master key: {key_source} {missing_key(key)}")
+        problem = key_problem(key, key_source)
+        if problem:
+            raise Failed(Verdict.UNAUTHORIZED, problem)
         body = {"model": target.name, "messages": PROMPT, "max_tokens": 1}
         # No retry on an error status: a POST that reached LiteLLM was routed, and its error is the answer.
         answer = await request(http, "POST", chat_url, limits, {"Authorization": f"Bearer {key}"}, body,

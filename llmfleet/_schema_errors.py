@@ -203,7 +203,9 @@ class SchemaErrors:
             return f"expected a list, got {_shown(value)}", f"Write a list: {example}."
         if kind in ("int_type", "int_parsing", "int_from_float"):
             return f"expected a whole number, got {_shown(value)}", ""
-        if kind in ("float_type", "float_parsing", "finite_number"):
+        if kind == "finite_number":
+            return f"expected a finite number, got {_shown(value)}", ""
+        if kind in ("float_type", "float_parsing"):
             return f"expected a number, got {_shown(value)}", ""
         if kind in ("bool_type", "bool_parsing"):
             return f"expected true or false, got {_shown(value)}", ""

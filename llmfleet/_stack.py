@@ -8,6 +8,7 @@ and `drift` work without the Pulumi CLI, and so errors point at lines. Secret va
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
@@ -42,10 +43,21 @@ class Placement(_Strict):
 
 class Gateway(_Strict):
     host: HostName | None = None
+    # The address the front proxy's port is published on: Docker takes an IP address only.
     bind: str = "127.0.0.1"
     port: Port = 4000
     # Where clients and the drift check reach the gateway, when not http://bind:port.
     url: str | None = None
+
+    @field_validator("bind")
+    @classmethod
+    def _ip_address(cls, bind: str) -> str:
+        try:
+            ipaddress.ip_address(bind)
+        except ValueError:
+            raise ValueError(f"'{bind}' is not an IP address: give the address to publish the gateway on "
+                             "(127.0.0.1 for this host only, 0.0.0.0 for every interface)") from None  # fmt: skip
+        return bind
 
     @field_validator("url")
     @classmethod
@@ -57,7 +69,7 @@ class Gateway(_Strict):
 
 
 class BuildSpec(_Strict):
-    build: str  # directory with a Dockerfile, relative to the project
+    build: Annotated[str, StringConstraints(min_length=1)]  # directory with a Dockerfile, relative to the project
     tag: ImageRef = "llmfleet/llama-cpp-python-cuda:local"
     # GPU generations to compile CUDA kernels for (CMake list, e.g. "90" for H100/H200): one
     # generation builds in minutes, the Dockerfile's default five can take over half an hour.
@@ -85,7 +97,7 @@ class Secure(_Strict):
 class StackSettings(_Strict):
     """The `llmfleet:` keys of a stack file's `config:` map."""
 
-    catalog: str = Field(alias="llmfleet:catalog")
+    catalog: Annotated[str, StringConstraints(min_length=1)] = Field(alias="llmfleet:catalog")
     hosts: dict[HostName, Host] = Field(default={"local": Host()}, alias="llmfleet:hosts")
     providers: dict[ProviderName, Placement] = Field(default={}, alias="llmfleet:providers")
     gateway: Gateway = Field(default=Gateway(), alias="llmfleet:gateway")
@@ -121,7 +133,8 @@ class StackSettings(_Strict):
         bind = self.gateway.bind
         if bind in ("0.0.0.0", "::"):
             bind = self.hosts[self.gateway_host].address or "127.0.0.1"
-        return f"http://{bind}:{self.gateway.port}"
+        host = f"[{bind}]" if ":" in bind else bind  # an IPv6 address
+        return f"http://{host}:{self.gateway.port}"
 
 
 class StackFile(_Strict):

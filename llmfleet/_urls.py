@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 
 def gateway_url_problem(text: str) -> str | None:
     """Why `text` is not a usable gateway base URL, or None when it is."""
+    if any(c.isspace() or not c.isprintable() for c in text):
+        return f"{text!r} contains a space or a control character"
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not text.startswith(f"{parts.scheme}://"):
         return f"'{text}' is not an http:// or https:// URL"
@@ -20,9 +22,21 @@ def gateway_url_problem(text: str) -> str | None:
         return f"'{text}' has no usable port: give one from 1 to 65535, or none for the scheme's default"
     if not parts.hostname:
         return f"'{text}' names no host"
-    if parts.query or parts.fragment:
+    if "?" in text or "#" in text:  # even empty: `...:4000#` would turn /v1/models into a fragment
         return f"'{text}' has a query or fragment: give the gateway's base URL alone"
     if parts.path.rstrip("/").endswith("/v1"):
         return (f"'{text}' ends in /v1: give the gateway's base URL ({text.rstrip('/')[: -len('/v1')]}); "
                 "llmfleet adds /v1/models and /v1/chat/completions itself")  # fmt: skip
+    return _refused_by_http_client(text)
+
+
+def _refused_by_http_client(text: str) -> str | None:
+    """What httpx refuses that the checks above let through (`http://999.999.999.999`): said here,
+    not raised from inside a check. httpx is imported only now, for a URL that got this far."""
+    import httpx
+
+    try:
+        httpx.URL(text)
+    except httpx.InvalidURL as exc:
+        return f"'{text}' is not a usable URL: {exc}"
     return None

@@ -15,6 +15,8 @@ def duration(seconds: float) -> str:
     """A number of seconds with the precision that matters at its size: `60 s`, `6.5 s`, `0.25 s`."""
     if not math.isfinite(seconds) or seconds <= 0:
         return f"{max(seconds, 0):g} s"
+    if seconds < 0.001:  # only a --timeout written to hurt: 1e-300, not 0.000...0001
+        return f"{seconds:.1g} s"
     if seconds >= 10:
         text = f"{seconds:.0f}"
     elif seconds >= 1:

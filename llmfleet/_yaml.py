@@ -43,6 +43,7 @@ MAX_ALIAS_NODES = 100_000
 _NOT_PRINTABLE = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _DEPTH_HINT = "Flatten the structure: no llmfleet file needs this depth."
 _STR_TAG = "tag:yaml.org,2002:str"
+_UNREADABLE = object()  # a scalar YAML resolves to a type that cannot hold it
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
@@ -224,7 +225,12 @@ class _Indexer:
                     self.source.positions[(*path, i)] = at or _mark(item)
                     todo.append((item, (*path, i), depth + 1, at))
             elif isinstance(node, yaml.ScalarNode) and node.tag != _STR_TAG and not node.style:
-                self.source.not_strings[path] = (node.value, self._construct(node))
+                value = self._construct(node)
+                if value is _UNREADABLE:
+                    self.fail(at or _mark(node), f"a number of {len(node.value):,} characters is more than can be "
+                              "read", "yaml-number", "Shorten it, or quote it if it is a name.", path)  # fmt: skip
+                    return False
+                self.source.not_strings[path] = (node.value, value)
         return True
 
     def _construct(self, node: yaml.ScalarNode) -> Any:
@@ -232,6 +238,8 @@ class _Indexer:
             return self.loader.construct_object(node)
         except yaml.YAMLError:
             return node.value
+        except ValueError:  # Python reads at most 4,300 digits into an int (CVE-2020-10735)
+            return _UNREADABLE
 
     def mapping(
         self, node: yaml.MappingNode, path: KeyPath, at: Position | None, merged: int = 0

@@ -13,6 +13,7 @@ import pytest
 
 from llmfleet._cli import main
 from llmfleet._http import Failed, Limits, client, request
+from llmfleet._report import Verdict
 
 from .fleetdir import write_project
 from .litellm_proxy import free_port
@@ -172,3 +173,17 @@ def test_an_empty_key_is_called_empty_not_unset(project: Path, gateway: StandIn,
     assert (code, err) == (1, "")
     assert ": no master key: the environment variable LITELLM_MASTER_KEY is empty" in out.splitlines()[1]
     assert gateway.requests == []
+
+
+def test_a_url_the_http_client_refuses_is_a_verdict_not_a_crash() -> None:
+    # --url and llmfleet:gateway.url are checked before; this is the last line behind them.
+    async def once() -> None:
+        async with client(httpx.MockTransport(lambda request: httpx.Response(200)), 1) as http:
+            await request(http, "GET", "http://999.999.999.999:4000/v1/models", Limits(timeout=1, retries=0))
+
+    with pytest.raises(Failed) as failed:
+        asyncio.run(once())
+    assert failed.value.verdict is Verdict.UNREACHABLE
+    assert failed.value.detail == (
+        "http://999.999.999.999:4000/v1/models: not a usable URL: Invalid IPv4 address: '999.999.999.999'"
+    )

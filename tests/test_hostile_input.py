@@ -256,3 +256,122 @@ def test_a_tab_in_the_indentation_is_called_a_tab_at_its_place(tmp_path: Path, t
 def test_a_tab_between_values_is_fine(tmp_path: Path) -> None:
     write_project(tmp_path, "providers:\n  ollama:\n    kind:\tollama\n    models: [a,\tb]\n")
     assert problems_of(tmp_path) == []
+
+
+def _loop(path: Path) -> Path:
+    os.symlink(path.name, path)
+    return path
+
+
+# (setup of the project, argv after --project-dir, LITELLM_MASTER_KEY, exit code, what the one error line says).
+# Each of these once crashed (exit 3), or was taken silently for something else ('' as '.').
+HOSTILE_CLI = {
+    "project-dir-empty": (None, ["validate"], "k", 64, "argument --project-dir: an empty path: give a file or"),
+    "project-dir-nul": (None, ["validate"], "k", 64, "argument --project-dir: 'a\\x00b' contains a NUL character"),
+    "project-dir-too-long": (None, ["validate"], "k", 64, "cannot be used: File name too long"),
+    "project-dir-symlink-loop": (None, ["validate"], "k", 64, "cannot be used: Too many levels of symbolic links"),
+    "diff-against-empty": ("ok", ["models", "--stack", "test", "--diff-against", ""], "k", 64,
+                           "argument --diff-against: an empty path"),
+    "output-empty": ("ok", ["drift", "--stack", "test", "--output", ""], "k", 64, "argument --output: an empty path"),
+    "url-newline": ("ok", ["drift", "--stack", "test", "--url", "http://127.0.0.1:4000\n"], "k", 64,
+                    "'http://127.0.0.1:4000\\n' contains a space or a control character"),
+    "url-space": ("ok", ["probe", "--stack", "test", "--url", "http://127.0.0.1:4000/ v1"], "k", 64,
+                  "contains a space or a control character"),
+    "url-nul": ("ok", ["drift", "--stack", "test", "--url", "http://\0:80"], "k", 64, "contains a space or a control"),
+    "url-bad-ipv4": ("ok", ["probe", "--stack", "test", "--url", "http://999.999.999.999:4000"], "k", 64,
+                     "'http://999.999.999.999:4000' is not a usable URL: Invalid IPv4 address: '999.999.999.999'"),
+    "url-empty-fragment": ("ok", ["drift", "--stack", "test", "--url", "http://127.0.0.1:4000#"], "k", 64,
+                           "has a query or fragment"),
+    "url-port-only": ("ok", ["drift", "--stack", "test", "--url", ":abc"], "k", 64, "is not an http:// or https://"),
+    "url-ftp": ("ok", ["probe", "--stack", "test", "--url", "ftp://x"], "k", 64, "is not an http:// or https:// URL"),
+    "url-empty": ("ok", ["drift", "--stack", "test", "--url", ""], "k", 64, "'' is not an http:// or https:// URL"),
+    "timeout-overflow": ("ok", ["drift", "--stack", "test", "--timeout", "1e309"], "k", 64,
+                         "'1e309' is not a usable number of seconds"),
+    "timeout-empty": ("ok", ["probe", "--stack", "test", "--timeout", ""], "k", 64, "'' is not a number of seconds"),
+    "timeout-hex": ("ok", ["probe", "--stack", "test", "--deadline", "0x10"], "k", 64, "'0x10' is not a number"),
+    "key-env-empty": ("ok", ["probe", "--stack", "test", "--key-env", ""], "k", 64,
+                      "argument --key-env: '' is not an environment variable name"),
+    "key-env-assignment": ("ok", ["drift", "--stack", "test", "--key-env", "A=B"], "k", 64,
+                           "'A=B' is not an environment variable name"),
+    "catalog-nul": ('catalog:"a\\0b"', ["validate"], "k", 1,
+                    "config['llmfleet:catalog']: 'a\\x00b' contains a NUL character. Give a path inside the project"),
+    "catalog-symlink-loop": ("catalog:config/loop.yaml", ["render", "--stack", "test"], "k", 1,
+                             "config['llmfleet:catalog']: 'config/loop.yaml' is a symlink loop."),
+    "catalog-empty-path": ("catalog:''", ["models", "--stack", "test"], "k", 1,
+                           "config['llmfleet:catalog']: must not be empty. Give a value. (schema-string-too-short)"),
+    "catalog-path-too-long": ("catalog:" + "a/" * 3000 + "c.yaml", ["validate"], "k", 1,
+                              "cannot read the file: File name too long"),
+    "build-context-nul": ("stack:  llmfleet:images: {llama_cpp_python: {build: \"a\\0b\"}}", ["validate"], "k", 1,
+                          "llama_cpp_python.build: 'a\\x00b' contains a NUL character"),
+    "gateway-bind-not-an-ip": ("stack:  llmfleet:gateway: {bind: not an ip}", ["drift", "--stack", "test"], "k", 1,
+                               "config['llmfleet:gateway'].bind: 'not an ip' is not an IP address"),
+    "number-too-long": ("catalog-text:    context_length: " + "9" * 5000, ["probe", "--stack", "test"], "k", 1,
+                        "a number of 5,000 characters is more than can be read. Shorten it"),
+    "binary-catalog": ("binary", ["validate"], "k", 1, "the file is not UTF-8 text"),
+    "stack-file-is-a-directory": ("stack-dir", ["render", "--stack", "test"], "k", 1,
+                                  "cannot read the file: Is a directory"),
+    "key-non-ascii": ("ok", ["drift", "--stack", "test", "--url", "http://127.0.0.1:9"], "ключ", 1,
+                      "no usable master key: the environment variable LITELLM_MASTER_KEY holds a character an HTTP "
+                      "header cannot carry"),
+    "key-newline": ("ok", ["probe", "--stack", "test", "--url", "http://127.0.0.1:9"], "sk-a\nb", 1,
+                    "no usable master key: the environment variable LITELLM_MASTER_KEY holds a character"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", HOSTILE_CLI, ids=list(HOSTILE_CLI))
+def test_hostile_command_lines_never_crash_and_say_why_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    from llmfleet._cli import main
+
+    setup, argv, key, code, says = HOSTILE_CLI[case]
+    monkeypatch.setenv("LITELLM_MASTER_KEY", key)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    project = write_project(tmp_path / "project", VALID)
+    if setup is None:
+        project = {"project-dir-empty": "", "project-dir-nul": "a\0b", "project-dir-too-long": "x" * 5000,
+                   "project-dir-symlink-loop": _loop(tmp_path / "loop")}[case]  # fmt: skip
+    elif setup.startswith("catalog:"):
+        write_project(project, VALID, stack_with(setup.removeprefix("catalog:")))
+        _loop(project / "config" / "loop.yaml")
+    elif setup.startswith("stack:"):
+        write_project(project, VALID, BASE_STACK + setup.removeprefix("stack:") + "\n")
+    elif setup.startswith("catalog-text:"):
+        write_project(project, VALID + setup.removeprefix("catalog-text:") + "\n")
+    elif setup == "binary":
+        (project / "config" / "catalog.yaml").write_bytes(bytes(range(256)) * 16)
+    elif setup == "stack-dir":
+        (project / "stacks" / "Pulumi.test.yaml").unlink()
+        (project / "stacks" / "Pulumi.test.yaml").mkdir()
+    exit_code = main(["--project-dir", str(project), *argv])
+    out, err = capsys.readouterr()
+    assert exit_code == code != 3, err
+    assert "Traceback" not in out + err and "crashed" not in err
+    said = [line for line in (err + out).splitlines() if says in line]
+    assert said, out + err  # said on one line, not spread over several
+    assert key not in out + err or key == "k"
+
+
+def test_an_unreadable_catalog_says_so_at_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # As root every file is readable: the refusal is the OS's, raised where the file is read.
+    write_project(tmp_path, VALID)
+    real = Path.read_bytes
+
+    def refuse(path: Path) -> bytes:
+        if path.name == "catalog.yaml":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    assert only(problems_of(tmp_path)).format() == (
+        "config/catalog.yaml:1:1: error: (document): cannot read the file: Permission denied. Check that it is a "
+        "readable file. (unreadable-file)"
+    )
+
+
+def test_a_number_that_is_not_finite_is_called_so(tmp_path: Path) -> None:
+    write_project(tmp_path, VALID + "    context_length: .nan\n")
+    assert short(only(problems_of(tmp_path))) == (
+        "5:5 error schema-finite-number | providers.ollama.context_length: expected a finite number, got the "
+        "number nan."
+    )

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+import llmfleet
+
 from .fleetdir import BASE_STACK, problems_of, short, write_project
 
 CATALOG = """\
@@ -187,3 +189,9 @@ def test_a_missing_llama_cpp_python_image_shows_both_ways_to_give_one(tmp_path: 
     shown = problem.split("`")[1]
     built = stack.replace("  llmfleet:images:\n", f"  llmfleet:images:\n    llama_cpp_python: {shown}\n")
     assert [p for p in problems(tmp_path, built, catalog) if " error " in p] == []
+
+
+@pytest.mark.parametrize(("bind", "url"), [("127.0.0.1", "http://127.0.0.1:4000"), ("::1", "http://[::1]:4000")])
+def test_the_gateway_url_from_bind_is_a_url_for_ipv6_too(tmp_path: Path, bind: str, url: str) -> None:
+    write_project(tmp_path, CATALOG, BASE_STACK + f"  llmfleet:gateway: {{bind: '{bind}'}}\n")
+    assert llmfleet.load_fleet(tmp_path, "test").stack.gateway_url == url

@@ -29,6 +29,7 @@ def test_an_irregular_plural_is_given() -> None:
         (0.05, "0.05 s"),
         (0.00312, "0.0031 s"),
         (0.0, "0 s"),
+        (1e-300, "1e-300 s"),
     ],
 )
 def test_a_duration_has_the_precision_that_matters(seconds: float, expected: str) -> None:
