@@ -26,6 +26,7 @@ from llmfleet._front_proxy import FrontProxySettings
 from .docker_host import DockerHost, DockerHostArgs
 from .front_proxy import FrontProxy, FrontProxyArgs
 from .gateway import PORT as GATEWAY_PORT
+from .gateway import READY_PORT as GATEWAY_READY_PORT
 from .gateway import Gateway, GatewayArgs
 from .llama_cpp import LlamaCppServer, LlamaCppServerArgs
 from .llama_cpp_python import LlamaCppPythonServer, LlamaCppPythonServerArgs
@@ -94,7 +95,7 @@ def deploy_fleet(fleet: Fleet, secrets: FleetSecrets, project_dir: Path) -> Depl
                 stack, gateway_host, gw.network_name, gw.provider, settings.gateway.bind, gw.engine_check
             ),
             port=settings.gateway.port,
-            settings=FrontProxySettings(stack=stack, gateway_port=GATEWAY_PORT),
+            settings=FrontProxySettings(stack=stack, gateway_port=GATEWAY_PORT, check_port=GATEWAY_READY_PORT),
         ),
     )
     gateway = Gateway(

@@ -8,11 +8,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pulumi
 import pulumi_docker as docker
 
-from llmfleet._front_proxy import GATEWAY_ALIAS, READY_FOR_S
+from llmfleet._front_proxy import DRAIN_S, GATEWAY_ALIAS, READY_FOR_S
 
 from .server_container import (
     ContainerSpec,
@@ -26,28 +27,42 @@ from .server_container import (
 
 CONFIG_PATH = "/app/config.yaml"
 PORT = 4000  # inside the container; clients use the front proxy's published port
-# Readiness needs no key and calls no backend (/health would send completions); it answers 503
-# once LiteLLM is shutting down. The front proxy checks the same path.
+# LiteLLM's readiness needs no key and calls no backend (/health would send completions). The
+# entrypoint answers the same path on READY_PORT, and turns it to 503 before LiteLLM stops: the
+# front proxy and the container's health check both ask there (components/gateway_entrypoint.py).
 READINESS_PATH = "/health/readiness"
 LIVENESS_PATH = "/health/liveliness"
+READY_PORT = 4001
+ENTRYPOINT_PATH = "/app/llmfleet_gateway_entrypoint.py"
+ENTRYPOINT_SOURCE = Path(__file__).with_name("gateway_entrypoint.py")
 
 
 def gateway_spec() -> ContainerSpec:
     return ContainerSpec(
         kind="litellm",
         port=PORT,
-        command=["--config", CONFIG_PATH, "--port", str(PORT)],
+        # The image's Python runs the entrypoint, which runs LiteLLM as the image would.
+        entrypoint=["python3", ENTRYPOINT_PATH],
+        command=["litellm", "--config", CONFIG_PATH, "--port", str(PORT)],
         # LiteLLM fetches its model price map from the internet at start unless told to use the
         # copy it ships: GPU hosts are often air-gapped, and a gateway must start without a network.
         # LiteLLM's HTTP client caches DNS answers for 300 s (AIOHTTP_TTL_DNS_CACHE): a backend
         # container replaced or stopped in that time keeps being called at its old address, and
         # requests hang there instead of falling back. Docker's DNS is local: ask it each second.
-        env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "AIOHTTP_TTL_DNS_CACHE": "1"},
+        env={
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            "AIOHTTP_TTL_DNS_CACHE": "1",
+            "LLMFLEET_READY_LISTEN": f"0.0.0.0:{READY_PORT}",
+            "LLMFLEET_READINESS_URL": f"http://127.0.0.1:{PORT}{READINESS_PATH}",
+            "LLMFLEET_DRAIN_S": str(DRAIN_S),
+        },
         # Healthy only once ready for READY_FOR_S: by then the front proxy routes to it, so
         # Pulumi may stop the gateway it replaces (llmfleet/_front_proxy.py).
         # Two probes READY_FOR_S apart, each up to 1.5 s: more than the default 5 s timeout allows.
         healthcheck=dataclasses.replace(
-            python_check(readiness_probe(f"http://127.0.0.1:{PORT}{READINESS_PATH}", READY_FOR_S), start_period_s=60),
+            python_check(
+                readiness_probe(f"http://127.0.0.1:{READY_PORT}{READINESS_PATH}", READY_FOR_S), start_period_s=60
+            ),
             timeout_s=10,
         ),
         wait_timeout_s=180,
@@ -85,7 +100,10 @@ class Gateway(pulumi.ComponentResource):
             self,
             # The master key, then external API keys by name; the list must be stable across runs.
             extra_env=secret_env({"LITELLM_MASTER_KEY": args.master_key, **dict(sorted(args.api_keys.items()))}),
-            uploads=[docker.ContainerUploadArgs(file=CONFIG_PATH, content=args.config_yaml)],
+            uploads=[
+                docker.ContainerUploadArgs(file=CONFIG_PATH, content=args.config_yaml),
+                docker.ContainerUploadArgs(file=ENTRYPOINT_PATH, content=ENTRYPOINT_SOURCE.read_text()),
+            ],
             depends_on=args.backends,
             rolling_alias=GATEWAY_ALIAS,
         )

@@ -193,6 +193,7 @@ class ContainerSpec:
     kind: str
     port: int
     command: list[str] = field(default_factory=list)
+    entrypoint: list[str] = field(default_factory=list)  # empty: the image's own
     env: dict[str, str] = field(default_factory=dict)
     healthcheck: Healthcheck | None = None
     wait_timeout_s: int = 120
@@ -274,6 +275,7 @@ def server_container(
             name=None if rolling_alias else container_name(placement.stack, name),
             image=image_id,
             command=spec.command or None,
+            entrypoints=spec.entrypoint or None,
             envs=envs,
             healthcheck=spec.healthcheck.args() if spec.healthcheck else None,
             wait=spec.healthcheck is not None,

@@ -11,15 +11,25 @@ SIGTERM) is retried on another gateway: safe for a POST, whose request was never
 The timings, and why (HAProxy 2.6 and 3.0 configuration manuals, sections 5.2 and 5.3.2):
 - `hold valid 1s` and `timeout resolve 1s`: a new gateway is in the server list within a second
   of its container starting, long before LiteLLM listens (several seconds).
+- The checks ask each gateway's entrypoint (`check port`, components/gateway_entrypoint.py), not
+  LiteLLM: it answers from LiteLLM's first readiness and a TCP connect, so a gateway slow to
+  answer because it is busy is not taken out (with every core busy LiteLLM's own readiness took
+  8 to 10 s, and both gateways went DOWN at once: 503 "No server is available"); and it turns
+  503 the moment a stop begins, while LiteLLM still serves (the drain below).
 - `inter 1s fastinter 250ms downinter 250ms fall 2 rise 1`: a server found by DNS starts UP, fails
-  its checks while LiteLLM starts (refused connections, retried elsewhere), and is marked UP by
-  the first passing check, at most 250 ms after it is ready.
-- The gateway container only reports healthy after /health/readiness has answered for
-  READY_FOR_S (see components/server_container.py `readiness_check`), so by the time Pulumi
-  deletes the old gateway HAProxy has already marked the new one UP: the race between Docker's
-  health check and HAProxy's is closed by ordering, not by luck.
-- `fall 2` at `fastinter 250ms`: a gateway that stops answering is out within half a second. Under
-  overload, checks can time out on every gateway at once; `timeout check` is sized for that.
+  its checks while LiteLLM starts (503 from the entrypoint), and is marked UP by the first
+  passing check, at most 250 ms after it is ready; a stopping one is out within 1.25 s.
+- The gateway container only reports healthy after its readiness has answered for READY_FOR_S
+  (see components/server_container.py `readiness_probe`), so by the time Pulumi deletes the old
+  gateway HAProxy has already marked the new one UP: the race between Docker's health check and
+  HAProxy's is closed by ordering, not by luck.
+- The old gateway then drains (DRAIN_S, then until no connection to LiteLLM is open) before
+  LiteLLM gets the stop signal: uvicorn drops the connections it has accepted but not yet read,
+  which on a busy host are requests sent seconds before (measured: up to 12 s).
+- `option http-server-close`: a connection to a gateway carries one request, so an open one is a
+  request in flight (what the drain waits for), and no request is ever sent on an idle
+  connection the gateway is closing.
+- `timeout check 15s`: a check that hangs that long means a hung gateway, not a busy one.
 """
 
 from __future__ import annotations
@@ -37,6 +47,10 @@ DOCKER_DNS = "127.0.0.11:53"
 # How long /health/readiness must have answered before the gateway container reports healthy:
 # more than HAProxy needs to see it (downinter 250 ms plus a check) and to resolve it (1 s).
 READY_FOR_S = 2
+# How long a stopping gateway keeps serving after its readiness turns 503, before LiteLLM gets
+# the stop signal: HAProxy takes it out after two failed checks (within 1.25 s of the first 503,
+# inter 1s then fastinter 250ms), with room for slow checks on a busy host.
+DRAIN_S = 5
 # At most this many gateways at once (old and new during a roll, with room to spare).
 MAX_GATEWAYS = 4
 
@@ -45,12 +59,13 @@ MAX_GATEWAYS = 4
 class FrontProxySettings:
     stack: str
     gateway_port: int  # where LiteLLM listens inside each gateway container
+    check_port: int  # where each gateway answers /health/readiness for the checks (its entrypoint)
     listen: str = f":{FRONT_PORT}"
     nameserver: str = DOCKER_DNS
     alias: str = GATEWAY_ALIAS
     # A generation can take minutes; a stream must not be cut by an idle timeout between tokens.
     server_timeout_s: int = 600
-    check_timeout_s: int = 2
+    check_timeout_s: int = 15
 
 
 def front_proxy_config(settings: FrontProxySettings) -> str:
@@ -94,10 +109,11 @@ frontend gateway
 
 backend gateways
     balance leastconn
+    option http-server-close
     option httpchk
     http-check send meth GET uri /health/readiness
     http-check expect status 200
-    default-server check inter 1s fastinter 250ms downinter 250ms fall 2 rise 1
+    default-server check port {s.check_port} inter 1s fastinter 250ms downinter 250ms fall 2 rise 1
     default-server resolvers docker init-addr none resolve-prefer ipv4
     server-template gateway {MAX_GATEWAYS} {s.alias}:{s.gateway_port}
 """

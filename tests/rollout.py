@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -104,19 +106,39 @@ class Gateway:
     port: int
     proc: subprocess.Popen[bytes]
     log: Path
+    check_port: int | None = None  # where its entrypoint answers readiness; None: LiteLLM alone
 
     @property
     def url(self) -> str:
         return f"http://{self.address}:{self.port}"
 
+    @property
+    def readiness_url(self) -> str:
+        from components.gateway import READINESS_PATH
 
-def start_gateway(config: Path, address: str, port: int, workdir: Path) -> Gateway:
-    """A LiteLLM proxy on `address:port`; returns at once, as `docker run` does."""
+        return f"http://{self.address}:{self.check_port or self.port}{READINESS_PATH}"
+
+
+def start_gateway(config: Path, address: str, port: int, workdir: Path, check_port: int | None = None) -> Gateway:
+    """A LiteLLM proxy on `address:port`; returns at once, as `docker run` does. With `check_port`,
+    run as the gateway container runs it: under its entrypoint (components/gateway_entrypoint.py),
+    which answers readiness there and drains before LiteLLM stops."""
+    from components.gateway import ENTRYPOINT_SOURCE, READINESS_PATH
+    from llmfleet._front_proxy import DRAIN_S
+
     log = workdir / f"litellm-{address}-{time.monotonic_ns()}.log"
+    argv = [LITELLM, "--config", str(config), "--host", address, "--port", str(port)]
+    env = proxy_env()
+    if check_port is not None:
+        argv = [sys.executable, str(ENTRYPOINT_SOURCE), *argv]
+        env |= {
+            "LLMFLEET_READY_LISTEN": f"{address}:{check_port}",
+            "LLMFLEET_READINESS_URL": f"http://{address}:{port}{READINESS_PATH}",
+            "LLMFLEET_DRAIN_S": str(DRAIN_S),
+        }
     with log.open("wb") as out:
-        argv = [LITELLM, "--config", str(config), "--host", address, "--port", str(port)]
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=proxy_env(), start_new_session=True)
-    return Gateway(address, port, proc, log)
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    return Gateway(address, port, proc, log, check_port)
 
 
 def wait_healthy(gateway: Gateway, check: list[str], interval_s: float = 1.0) -> None:
@@ -132,8 +154,13 @@ def wait_healthy(gateway: Gateway, check: list[str], interval_s: float = 1.0) ->
 
 
 def stop_gracefully(gateway: Gateway, grace_s: float) -> None:
-    """What pulumi-docker's delete does with destroy_grace_seconds: the stop signal, then SIGKILL."""
-    stop_process(gateway.proc, grace_s)
+    """What pulumi-docker's delete does with destroy_grace_seconds: the stop signal to the
+    container's PID 1 only (its entrypoint), then SIGKILL to everything left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(gateway.proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        gateway.proc.wait(timeout=grace_s)
+    stop_process(gateway.proc, 0)
 
 
 def kill(gateway: Gateway) -> None:
@@ -144,7 +171,8 @@ def kill(gateway: Gateway) -> None:
 @contextlib.contextmanager
 def running_haproxy(config_text: str, workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
     config = workdir / "haproxy.cfg"
-    config.write_text(config_text)
+    # Every request in the log (info, not notice): a failed one shows its termination state there.
+    config.write_text(config_text.replace("local0 notice", "local0 info"))
     check = subprocess.run([HAPROXY, "-c", "-f", str(config)], capture_output=True, text=True, timeout=30)
     if check.returncode != 0:
         raise RuntimeError(f"haproxy refused the config:\n{check.stdout}{check.stderr}")
@@ -158,9 +186,9 @@ def running_haproxy(config_text: str, workdir: Path) -> Iterator[subprocess.Pope
         stop_process(proc)
 
 
-def front_proxy_settings(dns: DnsStub, listen_port: int, gateway_port: int) -> FrontProxySettings:
-    return FrontProxySettings(stack="test", gateway_port=gateway_port, listen=f"127.0.0.1:{listen_port}",
-                              nameserver=dns.address)  # fmt: skip
+def front_proxy_settings(dns: DnsStub, listen_port: int, gateway_port: int, check_port: int) -> FrontProxySettings:
+    return FrontProxySettings(stack="test", gateway_port=gateway_port, check_port=check_port,
+                              listen=f"127.0.0.1:{listen_port}", nameserver=dns.address)  # fmt: skip
 
 
 @dataclass
@@ -248,34 +276,58 @@ def gateway_config(workdir: Path) -> Iterator[Path]:
 
 
 def readiness_check(gateway: Gateway) -> list[str]:
-    from components.gateway import READINESS_PATH
     from components.server_container import readiness_probe
     from llmfleet._front_proxy import READY_FOR_S
 
-    return python_check(readiness_probe(f"{gateway.url}{READINESS_PATH}", READY_FOR_S))
+    return python_check(readiness_probe(gateway.readiness_url, READY_FOR_S))
+
+
+@contextlib.contextmanager
+def burning_cpus(count: int | None = None) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """A busy loop on every core (or `count` of them), in processes of their own, for as long as the
+    block runs: a GPU host is a busy host, and the roll must hold there too."""
+    burners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
+        for _ in range(count or os.cpu_count() or 1)
+    ]
+    try:
+        yield burners
+    finally:
+        for burner in burners:
+            stop_process(burner, 0)
 
 
 def roll(
-    workdir: Path, replacements: int, rate: float, grace_s: float, after: Callable[[str], None] | None = None
+    workdir: Path,
+    replacements: int,
+    rate: float,
+    grace_s: float,
+    after: Callable[[str], None] | None = None,
+    busy: bool = False,
 ) -> LoadResult:
     """Replace the gateway `replacements` times behind the front proxy, as `pulumi up` does now:
     start the new one (in DNS at once), wait until it is healthy, stop the old one gracefully.
-    `after(front_url)` runs once the load has stopped, with the last gateway still behind the proxy."""
+    `after(front_url)` runs once the load has stopped, with the last gateway still behind the proxy.
+    `busy`: every core runs a busy loop from the first replacement to the end of the load."""
     workdir.mkdir(parents=True, exist_ok=True)
     port, front = free_port_on(*GATEWAY_ADDRESSES), free_port()
+    check_port = port
+    while check_port == port:
+        check_port = free_port_on(*GATEWAY_ADDRESSES)
     dns = DnsStub()
     live: list[Gateway] = []
     try:
         with gateway_config(workdir) as config:
-            live.append(start_gateway(config, GATEWAY_ADDRESSES[0], port, workdir))
+            live.append(start_gateway(config, GATEWAY_ADDRESSES[0], port, workdir, check_port))
             dns.addresses = [GATEWAY_ADDRESSES[0]]
             wait_healthy(live[0], readiness_check(live[0]))
-            with running_haproxy(front_proxy_config(front_proxy_settings(dns, front, port)), workdir):
+            with running_haproxy(front_proxy_config(front_proxy_settings(dns, front, port, check_port)), workdir):
                 wait_routes(f"http://127.0.0.1:{front}")
-                with Load(f"http://127.0.0.1:{front}", MODEL, rate) as load:
+                burners = burning_cpus() if busy else contextlib.nullcontext()
+                with Load(f"http://127.0.0.1:{front}", MODEL, rate) as load, burners:
                     for i in range(replacements):
                         old, address = live[-1], GATEWAY_ADDRESSES[(i + 1) % 2]
-                        live.append(start_gateway(config, address, port, workdir))
+                        live.append(start_gateway(config, address, port, workdir, check_port))
                         dns.addresses = [old.address, address]  # Docker's DNS: from container start
                         wait_healthy(live[-1], readiness_check(live[-1]))
                         stop_gracefully(old, grace_s)

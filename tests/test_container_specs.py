@@ -13,7 +13,7 @@ from components.llama_cpp_python import build_triggers, llama_cpp_python_env
 from components.ollama import ollama_spec
 from components.server_container import FileBind, Mount, go_duration, gpu_request
 from components.vllm import vllm_command, vllm_spec
-from llmfleet._front_proxy import READY_FOR_S
+from llmfleet._front_proxy import DRAIN_S, READY_FOR_S
 
 
 def test_vllm_command_passes_every_knob_and_the_served_name() -> None:
@@ -94,11 +94,20 @@ def test_gpu_request_shapes() -> None:
 def test_gateway_is_healthy_once_ready_for_long_enough_never_through_health() -> None:
     # /health would send a completion to every backend; readiness answers 503 while shutting down.
     spec = gateway_spec()
-    assert spec.command == ["--config", "/app/config.yaml", "--port", "4000"]
+    # LiteLLM runs under the entrypoint that drains it before it stops (components/gateway_entrypoint.py).
+    assert spec.entrypoint == ["python3", "/app/llmfleet_gateway_entrypoint.py"]
+    assert spec.command == ["litellm", "--config", "/app/config.yaml", "--port", "4000"]
     # Starts with no network; re-resolves backends each second (a replaced backend has a new address).
-    assert spec.envs() == ["AIOHTTP_TTL_DNS_CACHE=1", "LITELLM_LOCAL_MODEL_COST_MAP=True"]
+    assert spec.envs() == [
+        "AIOHTTP_TTL_DNS_CACHE=1",
+        "LITELLM_LOCAL_MODEL_COST_MAP=True",
+        f"LLMFLEET_DRAIN_S={DRAIN_S}",
+        "LLMFLEET_READINESS_URL=http://127.0.0.1:4000/health/readiness",
+        "LLMFLEET_READY_LISTEN=0.0.0.0:4001",
+    ]
+    # Docker asks the entrypoint, as the front proxy does: healthy means the proxy would route to it.
     check = spec.healthcheck.tests[1]
-    assert check.count("u.urlopen('http://127.0.0.1:4000/health/readiness', timeout=1.5)") == 4  # python3 || python
+    assert check.count("u.urlopen('http://127.0.0.1:4001/health/readiness', timeout=1.5)") == 4  # python3 || python
     assert f"time.sleep({READY_FOR_S})" in check and "/health'" not in check
     assert spec.healthcheck.timeout_s > READY_FOR_S + 2 * 1.5  # room for both probes and the wait
 

@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 import llmfleet
+from components.gateway import ENTRYPOINT_SOURCE
 from components.server_container import STOP_GRACE_S
 from llmfleet._front_proxy import FRONT_ALIAS, GATEWAY_ALIAS, FrontProxySettings, front_proxy_config
 
@@ -98,7 +99,7 @@ def test_every_container_stops_gracefully_with_its_kinds_grace(run: Run) -> None
 def test_the_front_proxy_config_depends_on_the_stack_never_on_the_catalog(run: Run, stack: str) -> None:
     [upload] = containers(run)["front"]["uploads"]
     assert upload["file"] == "/usr/local/etc/haproxy/haproxy.cfg"
-    assert upload["content"] == front_proxy_config(FrontProxySettings(stack=stack, gateway_port=4000))
+    assert upload["content"] == front_proxy_config(FrontProxySettings(stack=stack, gateway_port=4000, check_port=4001))
     assert f"server-template gateway 4 {GATEWAY_ALIAS}:4000" in upload["content"]
 
 
@@ -154,7 +155,8 @@ def test_no_port_is_published_but_the_front_proxys_on_the_gateway_address(run: R
 
 def test_gateway_config_names_equal_the_declared_set(run: Run, fleet: llmfleet.Fleet) -> None:
     uploads = containers(run)["gateway"]["uploads"]
-    assert [u["file"] for u in uploads] == ["/app/config.yaml"]
+    assert [u["file"] for u in uploads] == ["/app/config.yaml", "/app/llmfleet_gateway_entrypoint.py"]
+    assert uploads[1]["content"] == ENTRYPOINT_SOURCE.read_text()
     config = yaml.safe_load(uploads[0]["content"])
     names = {d["model_name"] for d in config["model_list"]}
     aliases = config.get("router_settings", {}).get("model_group_alias", {})
