@@ -58,8 +58,9 @@ def violation_message(report: Report) -> str:
         if gateway.undeclared:
             parts.append(f"not declared (listed): {', '.join(gateway.undeclared)}")
         stack = report.stack or "<stack>"
+        checks = f"{report.attempts} check{'' if report.attempts == 1 else 's'}"
         return (
-            f"{where} does not serve the declared models after {report.attempts} check(s): {'; '.join(parts)}. "
+            f"{where} does not serve the declared models after {checks}: {'; '.join(parts)}. "
             f"Run `llmfleet drift --stack {stack} --backends` to see why."
         )
     return (f"could not check {where}: {gateway.verdict.value}: {gateway.detail}. A deploy whose gateway cannot "

@@ -61,7 +61,7 @@ def test_compliant(gateway: StandIn) -> None:
 def test_missing_and_undeclared_models_are_named(gateway: StandIn) -> None:
     gateway.routes["/v1/models"] = json_route(openai_models(["chat", "qwen2.5:0.5b", "gpt-4o"]))
     assert validate([resource(props(gateway))]) == [(
-        f"the gateway at {gateway.url} does not serve the declared models after 1 check(s): "
+        f"the gateway at {gateway.url} does not serve the declared models after 1 check: "
         "missing (declared, not listed): gemma-3-1b; not declared (listed): gpt-4o. "
         "Run `llmfleet drift --stack prod --backends` to see why.",
         URN,
