@@ -22,6 +22,7 @@ from llmfleet import (
     render_gateway_config,
 )
 from llmfleet._front_proxy import FrontProxySettings
+from llmfleet._stack import set_secret_command
 
 from .docker_host import DockerHost, DockerHostArgs
 from .front_proxy import FrontProxy, FrontProxyArgs
@@ -65,9 +66,7 @@ def deploy_fleet(fleet: Fleet, secrets: FleetSecrets, project_dir: Path) -> Depl
         keys = ", ".join(missing)
         raise pulumi.RunError(
             f"stack '{stack}': no secret for {keys} (external providers' api_key_env). Run: "
-            + "; ".join(
-                f"pulumi config set --secret --path 'llmfleet:apiKeys.{k}' <key> --stack {stack}" for k in missing
-            )
+            + "; ".join(set_secret_command(f"llmfleet:apiKeys.{k}", stack) for k in missing)
         )
     gateway_host = settings.gateway_host
     in_use = sorted({settings.host_of(p) for p in catalog.local_providers()} | {gateway_host})

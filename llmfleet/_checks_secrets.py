@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ._catalog import ExternalProvider
 from ._checks_context import CheckContext
+from ._stack import set_secret_command
 
 
 def secrets(ctx: CheckContext) -> None:
@@ -14,7 +15,7 @@ def secrets(ctx: CheckContext) -> None:
             ("config",),
             "no gateway master key is set",
             "missing-secret",
-            f"Run: pulumi config set --secret llmfleet:masterKey <key> --stack {ctx.name}.",
+            f"Run: {set_secret_command('llmfleet:masterKey', ctx.name)}",
         )
     for pname, p in ctx.catalog.providers.items():
         if isinstance(p, ExternalProvider) and p.api_key_env and p.api_key_env not in ctx.stack.api_keys:
@@ -23,5 +24,5 @@ def secrets(ctx: CheckContext) -> None:
                 ("config",),
                 f"no secret {p.api_key_env} for external provider '{pname}'",
                 "missing-secret",
-                f"Run: pulumi config set --secret --path 'llmfleet:apiKeys.{p.api_key_env}' <key> --stack {ctx.name}.",
+                f"Run: {set_secret_command(f'llmfleet:apiKeys.{p.api_key_env}', ctx.name)}",
             )

@@ -17,7 +17,7 @@ from ._checks_context import closest_name
 from ._errors import ConfigError, Problem
 from ._project import is_directory, stack_names
 from ._schema_errors import SchemaErrors, places
-from ._stack import BuildSpec, StackFile, StackSettings
+from ._stack import BuildSpec, StackFile, StackSettings, set_secret_command
 from ._yaml import SourceMap, parse_yaml
 
 NAMESPACE = "llmfleet:"
@@ -99,7 +99,7 @@ def load_stack_settings(
                     ("config", key),
                     "a secret is stored in plain text",
                     "plaintext-secret",
-                    f"Remove it and run: pulumi config set --secret {key} <value> --stack {stack}.",
+                    f"Remove it and run: {set_secret_command(key, stack)}",
                 )
             )
             del ours[key]
@@ -111,8 +111,7 @@ def load_stack_settings(
                     ("config", NAMESPACE + "apiKeys", name),
                     "a secret is stored in plain text",
                     "plaintext-secret",
-                    f"Remove it and run: pulumi config set --secret --path '{NAMESPACE}apiKeys.{name}' <key>"
-                    f" --stack {stack}.",
+                    f"Remove it and run: {set_secret_command(f'{NAMESPACE}apiKeys.{name}', stack)}",
                 )
             )
             del keys[name]

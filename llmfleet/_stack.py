@@ -94,6 +94,18 @@ class Secure(_Strict):
     secure: str
 
 
+def set_secret_command(key: str, stack: str) -> str:
+    """A command to paste that sets a stack secret, the value never on a command line (where shell
+    history and `ps` would keep it): the master key is generated; any other value is read from
+    the terminal. `key` is a config key (`llmfleet:masterKey`) or a path under it
+    (`llmfleet:apiKeys.NAME`)."""
+    set_it = f"pulumi config set --secret{' --path' if '.' in key else ''} '{key}' --stack {stack}"
+    if key == "llmfleet:masterKey":
+        return f"""printf 'sk-%s' "$(openssl rand -hex 24)" | {set_it}"""
+    name = key.rsplit(".", 1)[-1].removeprefix("llmfleet:")
+    return f"""read -rsp '{name}: ' value && echo && printf '%s' "$value" | {set_it}"""
+
+
 class StackSettings(_Strict):
     """The `llmfleet:` keys of a stack file's `config:` map."""
 

@@ -94,7 +94,7 @@ def test_external_keys_reach_the_gateway_only_as_secrets(tmp_path: Path, monkeyp
 def test_missing_external_key_stops_before_anything_is_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fleet = llmfleet.load_fleet(write_project(tmp_path, CATALOG), "test")
     with pytest.raises(Exception, match=r"no secret for OPENAI_API_KEY .*pulumi config set --secret --path "
-                                        r"'llmfleet:apiKeys.OPENAI_API_KEY' <key> --stack test"):  # fmt: skip
+                                        r"'llmfleet:apiKeys.OPENAI_API_KEY' --stack test$"):  # fmt: skip
         run_program("test", {}, [], program=lambda: deploy_fleet(fleet, FleetSecrets("k"), tmp_path),
                     monkeypatch=monkeypatch)  # fmt: skip
 

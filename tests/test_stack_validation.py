@@ -109,7 +109,8 @@ config:
 """
     assert problems(tmp_path, stack) == [
         "1:1 warning missing-secret | config: no secret OPENAI_API_KEY for external provider 'cloud'. Run: "
-        "pulumi config set --secret --path 'llmfleet:apiKeys.OPENAI_API_KEY' <key> --stack test.",
+        """read -rsp 'OPENAI_API_KEY: ' value && echo && printf '%s' "$value" | """
+        "pulumi config set --secret --path 'llmfleet:apiKeys.OPENAI_API_KEY' --stack test",
         "3:3 error missing-image | config['llmfleet:images']: no image for 'vllm' providers. "
         "Set llmfleet:images.vllm to a pinned image tag.",
         "4:5 error image-unpinned | config['llmfleet:images'].ollama: image 'ollama/ollama' is not pinned. "
@@ -134,7 +135,8 @@ def test_plaintext_secret_and_unknown_keys(tmp_path: Path) -> None:
     )
     assert problems(tmp_path, stack) == [
         "11:3 error plaintext-secret | config['llmfleet:masterKey']: a secret is stored in plain text. "
-        "Remove it and run: pulumi config set --secret llmfleet:masterKey <value> --stack test.",
+        """Remove it and run: printf 'sk-%s' "$(openssl rand -hex 24)" | """
+        "pulumi config set --secret 'llmfleet:masterKey' --stack test",
         "12:3 error schema-extra-forbidden | config['llmfleet:gatway']: unknown key 'llmfleet:gatway'. "
         "Did you mean 'llmfleet:gateway'?",
     ]
@@ -144,7 +146,8 @@ def test_missing_master_key_is_a_warning(tmp_path: Path) -> None:
     stack = BASE_STACK.split("  llmfleet:masterKey")[0]
     assert problems(tmp_path, stack) == [
         "1:1 warning missing-secret | config: no gateway master key is set. "
-        "Run: pulumi config set --secret llmfleet:masterKey <key> --stack test."
+        """Run: printf 'sk-%s' "$(openssl rand -hex 24)" | pulumi config set --secret 'llmfleet:masterKey' """
+        "--stack test"
     ]
 
 
