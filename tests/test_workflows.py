@@ -259,22 +259,22 @@ def test_system_packages_on_a_github_hosted_runner_use_sudo(open_tmp: Path) -> N
     # GitHub-hosted: the runner's user is not root, has sudo, and there is no HAProxy.
     workspace = shared_dir(open_tmp / "checkout")
     shutil.copytree(PROJECT / ".ci", workspace / ".ci")
-    log, path = packages_world(open_tmp, installed={"debootstrap"}, sudo=True)
+    log, path = packages_world(open_tmp, installed={"debootstrap"}, sudo=True)  # Ubuntu: no Debian keyring
     run = run_job({"env": {"STUB_LOG": str(log)}, "steps": [SYSTEM_PACKAGES]}, workspace, {}, path, user=65534)
     assert run.step(SYSTEM_PACKAGES["name"]).code == 0, run.steps
     # Every apt-get through sudo (which then runs it), none directly.
     assert apt_calls(log) == [
         "sudo -n apt-get update -qq",
         "apt-get update -qq",
-        "sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy shellcheck",
-        "apt-get install -y -qq haproxy shellcheck",
+        "sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy debian-archive-keyring shellcheck",
+        "apt-get install -y -qq haproxy debian-archive-keyring shellcheck",
     ]
 
 
 def test_system_packages_as_root_on_a_self_hosted_runner_without_sudo(open_tmp: Path) -> None:
     workspace = shared_dir(open_tmp / "checkout")
     shutil.copytree(PROJECT / ".ci", workspace / ".ci")
-    log, path = packages_world(open_tmp, installed={"debootstrap", "shellcheck"}, sudo=False)
+    log, path = packages_world(open_tmp, installed={"debootstrap", "debian-archive-keyring", "shellcheck"}, sudo=False)
     run = run_job({"env": {"STUB_LOG": str(log)}, "steps": [SYSTEM_PACKAGES]}, workspace, {}, path)
     assert run.step(SYSTEM_PACKAGES["name"]).code == 0, run.steps
     assert apt_calls(log) == ["apt-get update -qq", "apt-get install -y -qq haproxy"]
@@ -284,12 +284,16 @@ def test_system_packages_without_root_or_sudo(open_tmp: Path) -> None:
     workspace = shared_dir(open_tmp / "checkout")
     shutil.copytree(PROJECT / ".ci", workspace / ".ci")
     # Everything there already: nothing to install, nothing asks for root.
-    log, path = packages_world(open_tmp, installed={"haproxy", "debootstrap", "shellcheck"}, sudo=False)
+    log, path = packages_world(
+        open_tmp, installed={"haproxy", "debootstrap", "debian-archive-keyring", "shellcheck"}, sudo=False
+    )
     run = run_job({"env": {"STUB_LOG": str(log)}, "steps": [SYSTEM_PACKAGES]}, workspace, {}, path, user=65534)
     assert run.step(SYSTEM_PACKAGES["name"]).code == 0, run.steps
     assert apt_calls(log) == []
     # HAProxy missing: a clear error naming it and what to do, not apt-get's permission denied.
-    log, path = packages_world(open_tmp / "again", installed={"debootstrap", "shellcheck"}, sudo=False)
+    log, path = packages_world(
+        open_tmp / "again", installed={"debootstrap", "debian-archive-keyring", "shellcheck"}, sudo=False
+    )
     run = run_job({"env": {"STUB_LOG": str(log)}, "steps": [SYSTEM_PACKAGES]}, workspace, {}, path, user=65534)
     step = run.step(SYSTEM_PACKAGES["name"])
     assert step.code == 1
