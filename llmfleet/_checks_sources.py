@@ -35,7 +35,7 @@ def cloud_tag_stripped(name: str) -> str | None:
 
 def ollama_cloud_names(ctx: CheckContext) -> None:
     for pname, p in ctx.catalog.providers.items():
-        if not isinstance(p, ExternalProvider) or p.api != "ollama":
+        if not isinstance(p, ExternalProvider):  # either API: ollama.com/v1 is OpenAI-compatible
             continue
         if (urlsplit(p.base_url).hostname or "").lower() not in OLLAMA_CLOUD_HOSTS:
             continue
