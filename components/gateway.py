@@ -37,6 +37,15 @@ ENTRYPOINT_PATH = "/app/llmfleet_gateway_entrypoint.py"
 ENTRYPOINT_SOURCE = Path(__file__).with_name("gateway_entrypoint.py")
 
 
+def entrypoint_env(ready_listen: str, readiness_url: str) -> dict[str, str]:
+    """What the entrypoint reads: where it answers readiness, LiteLLM's own, and the drain."""
+    return {
+        "LLMFLEET_READY_LISTEN": ready_listen,
+        "LLMFLEET_READINESS_URL": readiness_url,
+        "LLMFLEET_DRAIN_S": str(DRAIN_S),
+    }
+
+
 def gateway_spec() -> ContainerSpec:
     return ContainerSpec(
         kind="litellm",
@@ -52,9 +61,7 @@ def gateway_spec() -> ContainerSpec:
         env={
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
             "AIOHTTP_TTL_DNS_CACHE": "1",
-            "LLMFLEET_READY_LISTEN": f"0.0.0.0:{READY_PORT}",
-            "LLMFLEET_READINESS_URL": f"http://127.0.0.1:{PORT}{READINESS_PATH}",
-            "LLMFLEET_DRAIN_S": str(DRAIN_S),
+            **entrypoint_env(f"0.0.0.0:{READY_PORT}", f"http://127.0.0.1:{PORT}{READINESS_PATH}"),
         },
         # Healthy only once ready for READY_FOR_S: by then the front proxy routes to it, so
         # Pulumi may stop the gateway it replaces (llmfleet/_front_proxy.py).

@@ -53,12 +53,17 @@ class OllamaModelProvider(ResourceProvider):
         self._runner = runner
 
     @staticmethod
-    def docker_exec(docker_host: str | None, container: str, args: Sequence[str]) -> list[str]:
+    def exec_in(docker_host: str | None, container: str, argv: Sequence[str]) -> list[str]:
+        """`docker exec` of `argv` in the server's container, on its host."""
         host = ["--host", docker_host] if docker_host else []
-        return ["docker", *host, "exec", container, "ollama", *args]
+        return ["docker", *host, "exec", container, *argv]
 
-    @staticmethod
-    def create_from_gguf(docker_host: str | None, container: str, tag: str, gguf: str) -> list[str]:
+    @classmethod
+    def docker_exec(cls, docker_host: str | None, container: str, args: Sequence[str]) -> list[str]:
+        return cls.exec_in(docker_host, container, ["ollama", *args])
+
+    @classmethod
+    def create_from_gguf(cls, docker_host: str | None, container: str, tag: str, gguf: str) -> list[str]:
         """`ollama create` reads its Modelfile on the client's side, here inside the container: a
         shell writes `FROM <file>` to a temporary file there (one per call: models are created in
         parallel) and removes it whatever `ollama create` answers."""
@@ -66,8 +71,7 @@ class OllamaModelProvider(ResourceProvider):
             'f=$(mktemp) || exit 1; printf "FROM %s\\n" "$1" > "$f" && ollama create "$2" -f "$f"; '
             'status=$?; rm -f "$f"; exit $status'
         )
-        host = ["--host", docker_host] if docker_host else []
-        return ["docker", *host, "exec", container, "sh", "-c", script, "sh", gguf, tag]
+        return cls.exec_in(docker_host, container, ["sh", "-c", script, "sh", gguf, tag])
 
     @staticmethod
     def list_tags(output: str) -> dict[str, str]:

@@ -22,6 +22,7 @@ import pulumi.runtime
 from pulumi_policy.proxy import UnknownValueError
 
 from llmfleet import Limits, ProbeTarget, Report, check_declared, probe_declared
+from llmfleet._wording import count
 
 GATEWAY_TYPE = "llmfleet:index:Gateway"
 NAME = "gateway-drift"
@@ -58,9 +59,9 @@ def violation_message(report: Report) -> str:
         if gateway.undeclared:
             parts.append(f"not declared (listed): {', '.join(gateway.undeclared)}")
         stack = report.stack or "<stack>"
-        checks = f"{report.attempts} check{'' if report.attempts == 1 else 's'}"
         return (
-            f"{where} does not serve the declared models after {checks}: {'; '.join(parts)}. "
+            f"{where} does not serve the declared models after {count(report.attempts, 'check')}: "
+            f"{'; '.join(parts)}. "
             f"Run `llmfleet drift --stack {stack} --backends` to see why."
         )
     return (f"could not check {where}: {gateway.verdict.value}: {gateway.detail}. A deploy whose gateway cannot "

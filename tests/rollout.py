@@ -123,19 +123,14 @@ def start_gateway(config: Path, address: str, port: int, workdir: Path, check_po
     """A LiteLLM proxy on `address:port`; returns at once, as `docker run` does. With `check_port`,
     run as the gateway container runs it: under its entrypoint (components/gateway_entrypoint.py),
     which answers readiness there and drains before LiteLLM stops."""
-    from components.gateway import ENTRYPOINT_SOURCE, READINESS_PATH
-    from llmfleet._front_proxy import DRAIN_S
+    from components.gateway import ENTRYPOINT_SOURCE, READINESS_PATH, entrypoint_env
 
     log = workdir / f"litellm-{address}-{time.monotonic_ns()}.log"
     argv = [LITELLM, "--config", str(config), "--host", address, "--port", str(port)]
     env = proxy_env()
     if check_port is not None:
         argv = [sys.executable, str(ENTRYPOINT_SOURCE), *argv]
-        env |= {
-            "LLMFLEET_READY_LISTEN": f"{address}:{check_port}",
-            "LLMFLEET_READINESS_URL": f"http://{address}:{port}{READINESS_PATH}",
-            "LLMFLEET_DRAIN_S": str(DRAIN_S),
-        }
+        env |= entrypoint_env(f"{address}:{check_port}", f"http://{address}:{port}{READINESS_PATH}")
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     return Gateway(address, port, proc, log, check_port)

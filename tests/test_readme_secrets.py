@@ -4,6 +4,7 @@ Pulumi CLI (tests/engine_build.py) on a file backend, up to where a deploy would
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -28,6 +29,11 @@ def readme_block(after: str) -> str:
     return text[text.index(after) :].split("```sh\n", 1)[1].split("```", 1)[0]
 
 
+@functools.cache
+def engine_bin() -> Path:
+    return engine_build.ensure_built()  # hashes the engine's sources: once, not per command
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     root = tmp_path / "project"
@@ -43,7 +49,7 @@ def project(tmp_path: Path) -> Path:
 
 def shell(script: str, cwd: Path, stdin: str) -> subprocess.CompletedProcess[str]:
     env = {
-        "PATH": f"{engine_build.ensure_built()}:{os.environ['PATH']}",
+        "PATH": f"{engine_bin()}:{os.environ['PATH']}",
         "HOME": str(cwd.parent),
         "PULUMI_HOME": str(cwd.parent / ".pulumi-home"),
         "PULUMI_SKIP_UPDATE_CHECK": "1",

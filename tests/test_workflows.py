@@ -11,10 +11,10 @@ are stubs on PATH that record what they were asked; the scripts themselves are r
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -324,7 +324,7 @@ def test_the_model_diff_runs_twice_on_a_reused_checkout(tmp_path: Path) -> None:
     dev = checkout / "config" / "dev.yaml"
     dev.write_text(dev.read_text().replace("aliases:\n", "aliases:\n    added-in-the-pr: qwen2.5:0.5b\n", 1))
     subprocess.run([*git, "commit", "-qam", "change"], cwd=checkout, check=True)
-    llmfleet = Path(shutil.which("llmfleet", path=str(Path(os.sys.executable).parent)) or "")
+    llmfleet = Path(sys.executable).parent / "llmfleet"
     job = {"env": {"STACK": "${{ matrix.stack }}", "LLMFLEET": str(llmfleet)}, "steps": [model_diff_step()]}
     context = {"matrix.stack": "dev", "github.event.pull_request.base.sha": base}
     for attempt in (1, 2):  # run_job gives each job a fresh, empty RUNNER_TEMP
@@ -396,7 +396,7 @@ def checks_run(log: Path) -> list[str]:
 
 
 DRIFT_CONTEXT = {"matrix.stack": "prod", "vars.PULUMI_BACKEND_URL": "", "secrets.PULUMI_ACCESS_TOKEN": "",
-                 "secrets.PULUMI_CONFIG_PASSPHRASE": "", "vars.LLMFLEET_RUNNER": ""}  # fmt: skip
+                 "secrets.PULUMI_CONFIG_PASSPHRASE": ""}  # fmt: skip
 
 
 def test_drift_reports_model_drift_and_routing_when_the_container_check_fails(tmp_path: Path) -> None:
