@@ -31,7 +31,7 @@ def ensure_built() -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.parent / "partial"
     partial.mkdir(exist_ok=True)
-    env = {**os.environ, "GOBIN": str(partial), "CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false"}
+    env = {**os.environ, "GOBIN": str(partial), "CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false", "GOTOOLCHAIN": "auto"}
     done = subprocess.run([GO, "install", f"{MODULE}@{VERSION}"], env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"`go install {MODULE}@{VERSION}` failed ({done.returncode}):\n{done.stderr[-3000:]}")

@@ -39,8 +39,9 @@ SDK = "github.com/pulumi/pulumi/sdk/v3"
 VERSION_VAR = f"{SDK}/go/common/version.Version"
 # What the Docker provider reports: the pulumi-docker SDK it stands in for, marked as our build.
 DOCKER_PROVIDER_VERSION = "5.2.0+llmfleet"
-# As upstream builds them: static, no cgo, no C toolchain.
-GO_ENV = {"CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly -buildvcs=false"}
+# As upstream builds them: static, no cgo, no C toolchain. GOTOOLCHAIN=auto: an older Go (1.21+,
+# a distribution's) fetches the Go that the modules' go.mod names from the module proxy.
+GO_ENV = {"CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly -buildvcs=false", "GOTOOLCHAIN": "auto"}
 # Go is not always on PATH (a CI shell, a fresh login): the toolchain's usual home is the fallback.
 GO = shutil.which("go") or "/usr/local/go/bin/go"
 BINARIES = (

@@ -60,7 +60,7 @@ def test_actionlint_does_catch_mistakes(tmp_path: Path) -> None:
 
 
 def test_the_ci_scripts_pass_shellcheck() -> None:
-    scripts = [PROJECT / ".ci" / name for name in ("run", "system-packages", "model-diff", "master-key")]
+    scripts = [PROJECT / ".ci" / name for name in ("run", "setup", "system-packages", "model-diff", "master-key")]
     result = subprocess.run(["shellcheck", *map(str, scripts)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout
 
@@ -220,6 +220,8 @@ def test_the_test_job_caches_each_build_keyed_like_its_own_cache() -> None:
 
 
 SYSTEM_PACKAGES = {"name": "System packages (through sudo)", "run": "bash .ci/system-packages"}
+# What the tests build and run besides the servers: compilers for llama.cpp, git, openssl, venv.
+BUILD_TOOLS = {"python3-venv", "cmake", "g++", "make", "git", "openssl"}
 
 
 @pytest.fixture
@@ -259,7 +261,8 @@ def test_system_packages_on_a_github_hosted_runner_use_sudo(open_tmp: Path) -> N
     # GitHub-hosted: the runner's user is not root, has sudo, and there is no HAProxy.
     workspace = shared_dir(open_tmp / "checkout")
     shutil.copytree(PROJECT / ".ci", workspace / ".ci")
-    log, path = packages_world(open_tmp, installed={"debootstrap"}, sudo=True)  # Ubuntu: no Debian keyring
+    # Ubuntu's runner image: compilers, git and openssl, but no Debian keyring.
+    log, path = packages_world(open_tmp, installed={"debootstrap", *BUILD_TOOLS}, sudo=True)
     run = run_job({"env": {"STUB_LOG": str(log)}, "steps": [SYSTEM_PACKAGES]}, workspace, {}, path, user=65534)
     assert run.step(SYSTEM_PACKAGES["name"]).code == 0, run.steps
     # Every apt-get through sudo (which then runs it), none directly.
@@ -274,10 +277,13 @@ def test_system_packages_on_a_github_hosted_runner_use_sudo(open_tmp: Path) -> N
 def test_system_packages_as_root_on_a_self_hosted_runner_without_sudo(open_tmp: Path) -> None:
     workspace = shared_dir(open_tmp / "checkout")
     shutil.copytree(PROJECT / ".ci", workspace / ".ci")
-    log, path = packages_world(open_tmp, installed={"debootstrap", "debian-archive-keyring", "shellcheck"}, sudo=False)
+    log, path = packages_world(
+        open_tmp, installed={"debootstrap", "debian-archive-keyring", "shellcheck", "cmake", "g++", "make"}, sudo=False
+    )
     run = run_job({"env": {"STUB_LOG": str(log)}, "steps": [SYSTEM_PACKAGES]}, workspace, {}, path)
     assert run.step(SYSTEM_PACKAGES["name"]).code == 0, run.steps
-    assert apt_calls(log) == ["apt-get update -qq", "apt-get install -y -qq haproxy"]
+    # A minimal Debian: no venv module, git or openssl either.
+    assert apt_calls(log) == ["apt-get update -qq", "apt-get install -y -qq haproxy python3-venv git openssl"]
 
 
 def test_system_packages_without_root_or_sudo(open_tmp: Path) -> None:
@@ -285,14 +291,14 @@ def test_system_packages_without_root_or_sudo(open_tmp: Path) -> None:
     shutil.copytree(PROJECT / ".ci", workspace / ".ci")
     # Everything there already: nothing to install, nothing asks for root.
     log, path = packages_world(
-        open_tmp, installed={"haproxy", "debootstrap", "debian-archive-keyring", "shellcheck"}, sudo=False
+        open_tmp, installed={"haproxy", "debootstrap", "debian-archive-keyring", "shellcheck", *BUILD_TOOLS}, sudo=False
     )
     run = run_job({"env": {"STUB_LOG": str(log)}, "steps": [SYSTEM_PACKAGES]}, workspace, {}, path, user=65534)
     assert run.step(SYSTEM_PACKAGES["name"]).code == 0, run.steps
     assert apt_calls(log) == []
     # HAProxy missing: a clear error naming it and what to do, not apt-get's permission denied.
     log, path = packages_world(
-        open_tmp / "again", installed={"debootstrap", "debian-archive-keyring", "shellcheck"}, sudo=False
+        open_tmp / "again", installed={"debootstrap", "debian-archive-keyring", "shellcheck", *BUILD_TOOLS}, sudo=False
     )
     run = run_job({"env": {"STUB_LOG": str(log)}, "steps": [SYSTEM_PACKAGES]}, workspace, {}, path, user=65534)
     step = run.step(SYSTEM_PACKAGES["name"])
