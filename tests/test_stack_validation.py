@@ -198,3 +198,19 @@ def test_a_missing_llama_cpp_python_image_shows_both_ways_to_give_one(tmp_path: 
 def test_the_gateway_url_from_bind_is_a_url_for_ipv6_too(tmp_path: Path, bind: str, url: str) -> None:
     write_project(tmp_path, CATALOG, BASE_STACK + f"  llmfleet:gateway: {{bind: '{bind}'}}\n")
     assert llmfleet.load_fleet(tmp_path, "test").stack.gateway_url == url
+
+
+def test_a_build_s_numbers_are_strict(tmp_path: Path) -> None:
+    # `cuda_architectures: 90` is the number 90 to YAML; the field is CMake's text list ("90;120").
+    catalog = "providers:\n  py:\n    kind: llama_cpp_python\n    gguf: /models/m.gguf\n    alias: m\n"
+    build = ("    llama_cpp_python:\n      build: docker/llama-cpp-python-cuda\n      cuda_architectures: 90\n"
+             "      timeout_minutes: 90.0\n")  # fmt: skip
+    stack = BASE_STACK.replace("    llama_cpp_python: ghcr.io/abetlen/llama-cpp-python:v0.3.16\n", build)
+    assert problems(tmp_path, stack, catalog) == [
+        "9:7 error schema-string-type | config['llmfleet:images'].llama_cpp_python.cuda_architectures: YAML reads "
+        "`90` as the number 90, not as text. Quote it: '90'.",
+        "10:7 error schema-int-type | config['llmfleet:images'].llama_cpp_python.timeout_minutes: YAML reads `90.0` "
+        "as the number 90.0, not as a whole number. Write timeout_minutes: 90.",
+    ]
+    fixed = stack.replace("cuda_architectures: 90", "cuda_architectures: '90'").replace("90.0", "90")
+    assert [p for p in problems(tmp_path, fixed, catalog) if " error " in p] == []
