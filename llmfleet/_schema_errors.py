@@ -48,12 +48,12 @@ _LITELLM_KEYS = {
 }
 
 
-def _leaves(annotation: Any) -> list[Any]:
+def annotation_leaves(annotation: Any) -> list[Any]:
     origin = get_origin(annotation)
     if origin is Annotated:
-        return _leaves(get_args(annotation)[0])
+        return annotation_leaves(get_args(annotation)[0])
     if origin in (typing.Union, types.UnionType):
-        return [leaf for arg in get_args(annotation) for leaf in _leaves(arg)]
+        return [leaf for arg in get_args(annotation) for leaf in annotation_leaves(arg)]
     return [annotation]
 
 
@@ -82,7 +82,7 @@ def models_at(root: type[BaseModel], data: Any, path: KeyPath) -> tuple[list[typ
     for key in path:
         following: list[Any] = []
         step = str(key)
-        for leaf in _narrow([leaf for a in annotations for leaf in _leaves(a)], node):
+        for leaf in _narrow([leaf for a in annotations for leaf in annotation_leaves(a)], node):
             origin = get_origin(leaf)
             if _is_model(leaf) and isinstance(key, str) and key in _fields(leaf):
                 following.append(_fields(leaf)[key])
@@ -95,7 +95,7 @@ def models_at(root: type[BaseModel], data: Any, path: KeyPath) -> tuple[list[typ
         annotations = following
         spot = spot + step if step == "[]" else f"{spot}.{step}" if spot else step
         node = node[key] if isinstance(node, dict | list) and _has(node, key) else None
-    leaves = _narrow([x for a in annotations for x in _leaves(a)], node)
+    leaves = _narrow([x for a in annotations for x in annotation_leaves(a)], node)
     return list(dict.fromkeys(t for t in leaves if _is_model(t))), spot
 
 
@@ -110,7 +110,7 @@ def places(root: type[BaseModel], top: str) -> dict[str, list[str]]:
     seen: set[tuple[Any, str]] = set()
     while todo:
         annotation, where = todo.pop()
-        for leaf in _leaves(annotation):
+        for leaf in annotation_leaves(annotation):
             if (leaf, where) in seen:
                 continue
             seen.add((leaf, where))
@@ -231,8 +231,10 @@ class SchemaErrors:
             if written is not None and written[0]:
                 # A field with an example is text of a form (`cuda_architectures: '90'`), not a name.
                 what = "text" if self.field_at(path)[1] is not None else "a name"
+                # `pulumi config set --path` writes an integer unquoted unless told otherwise.
+                cli = " (`pulumi config set --path` writes it so with `--type string`)" if self.prefix else ""
                 return (f"YAML reads `{written[0]}` as {what_yaml_read(written[1])}, not as {what}",
-                        f"Quote it: '{written[0]}'.")  # fmt: skip
+                        f"Quote it: '{written[0]}'{cli}.")  # fmt: skip
             if value is None:
                 return "is empty", "Give a value."
             return f"expected a name (text), got {_shown(value)}", ""

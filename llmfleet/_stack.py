@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, StringConstraints, Tag, field_validator
 
 from ._catalog import EnvVarName, Port, ProviderName
 from ._urls import gateway_url_problem
@@ -114,8 +114,20 @@ def set_secret_command(key: str, stack: str) -> str:
     return f"""read -rsp '{name}: ' value && echo && printf '%s' "$value" | {set_it}"""
 
 
+def remove_command(key: str, stack: str) -> str:
+    return f"pulumi config rm '{key}' --stack {stack}"
+
+
 class StackSettings(_Strict):
     """The `llmfleet:` keys of a stack file's `config:` map."""
+
+    # Keys given as one encrypted value (`secure:`) that must be maps (`llmfleet:apiKeys`, what
+    # `pulumi config set --secret llmfleet:apiKeys <value>` writes): reported, and read as unset.
+    _sealed: frozenset[str] = PrivateAttr(default=frozenset())
+
+    @property
+    def sealed(self) -> frozenset[str]:
+        return self._sealed
 
     catalog: Annotated[str, StringConstraints(min_length=1)] = Field(alias="llmfleet:catalog")
     hosts: dict[HostName, Host] = Field(default={"local": Host()}, alias="llmfleet:hosts")
