@@ -231,8 +231,9 @@ class SchemaErrors:
             if written is not None and written[0]:
                 # A field with an example is text of a form (`cuda_architectures: '90'`), not a name.
                 what = "text" if self.field_at(path)[1] is not None else "a name"
-                # `pulumi config set --path` writes an integer unquoted unless told otherwise.
-                cli = " (`pulumi config set --path` writes it so with `--type string`)" if self.prefix else ""
+                # `pulumi config set --path` writes an integer, `true` and `false` unquoted unless told otherwise.
+                typed = written[0] in ("true", "false") or type(written[1]) is int
+                cli = " (`pulumi config set --path` writes it so with `--type string`)" if self.prefix and typed else ""
                 return (f"YAML reads `{written[0]}` as {what_yaml_read(written[1])}, not as {what}",
                         f"Quote it: '{written[0]}'{cli}.")  # fmt: skip
             if value is None:
