@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pulumi
 
-from components import FleetSecrets, deploy_fleet, required_api_keys
+from components import FleetSecrets, api_key, deploy_fleet, required_api_keys
 from llmfleet import ConfigError, load_fleet
+from llmfleet._stack import set_secret_command
 
 PROJECT_DIR = Path(__file__).resolve().parent
 STACK = pulumi.get_stack()
@@ -17,13 +18,22 @@ except ConfigError as exc:
 for warning in fleet.warnings:
     pulumi.log.warn(warning.format())
 
+# Secrets are read here, not checked: a missing one stops the program with our own hint (the
+# value read from the terminal, an API key set by --path), never Pulumi's `require_*` hint, whose
+# `pulumi config set --secret llmfleet:apiKeys <value>` writes the whole map as one secret.
 config = pulumi.Config("llmfleet")
 needed = required_api_keys(fleet)
-api_keys = config.require_secret_object("apiKeys") if needed else None
+api_keys = config.get_secret_object("apiKeys") if needed else None
+master_key = config.get_secret("masterKey")
+if master_key is None:
+    raise pulumi.RunError(
+        f"stack '{STACK}': no gateway master key (llmfleet:masterKey). Run: "
+        + set_secret_command("llmfleet:masterKey", STACK)
+    )
 secrets = FleetSecrets(
-    master_key=config.require_secret("masterKey"),
+    master_key=master_key,
     hf_token=config.get_secret("hfToken"),
-    api_keys={k: api_keys.apply(lambda keys, k=k: keys[k]) for k in needed} if api_keys else {},
+    api_keys={k: api_keys.apply(lambda keys, k=k: api_key(keys, k, STACK)) for k in needed} if api_keys else {},
 )
 deployed = deploy_fleet(fleet, secrets, PROJECT_DIR)
 

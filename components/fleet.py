@@ -59,6 +59,17 @@ def required_api_keys(fleet: Fleet) -> list[str]:
                    if isinstance(p, ExternalProvider) and p.api_key_env})  # fmt: skip
 
 
+def api_key(keys: object, name: str, stack: str) -> str:
+    """One key of the decrypted `llmfleet:apiKeys` map, or an error with the command that sets it."""
+    value = keys.get(name) if isinstance(keys, Mapping) else None
+    if not isinstance(value, str):
+        held = "is one encrypted value, not a map of keys" if not isinstance(keys, Mapping) else f"has no {name}"
+        raise pulumi.RunError(
+            f"stack '{stack}': llmfleet:apiKeys {held}. Run: {set_secret_command(f'llmfleet:apiKeys.{name}', stack)}"
+        )
+    return value
+
+
 def deploy_fleet(fleet: Fleet, secrets: FleetSecrets, project_dir: Path) -> DeployedFleet:
     stack, settings, catalog = fleet.name, fleet.stack, fleet.catalog
     missing = [k for k in required_api_keys(fleet) if k not in secrets.api_keys]

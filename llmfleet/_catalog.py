@@ -17,8 +17,10 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     StringConstraints,
+    Tag,
     ValidationError,
     ValidatorFunctionWrapHandler,
     field_validator,
@@ -43,21 +45,41 @@ def _visible(name: str) -> str:
 ProviderName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
 ModelName = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^\S+$"), AfterValidator(_visible)]
 EnvVarName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
-Fraction = Annotated[float, Field(gt=0, le=1)]
+
+# Numbers, each with the example a refusal of a wrong value shows (`e.g. port: 8001`).
+Fraction = Annotated[float, Field(gt=0, le=1, examples=[0.5])]
+Port = Annotated[int, Field(ge=1, le=65535, examples=[8001])]
+Tokens = Annotated[int, Field(gt=0, examples=[8192])]
+Slots = Annotated[int, Field(gt=0, examples=[4])]
 
 # How each server kind listens inside its container unless the catalog says otherwise.
 DEFAULT_PORTS = {"ollama": 11434, "vllm": 8000, "llama_cpp": 8080, "llama_cpp_python": 8000}
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: YAML's `on` is not the number 1, nor "8080" (text) or 8080.0 a port; a whole number
+    # is still a float where one is wanted (`weight: 1`). Each refusal says what YAML read and what
+    # to write (_schema_errors.py). No .inf or .nan either: no limit or weight is infinite.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+def _gpus_shape(value: object) -> str | None:
+    # Only the list member validates a list (its ids are then located one by one): no second
+    # error from `all` for every wrong id.
+    return "<ids>" if isinstance(value, list) else "<all>" if value == "all" else None
 
 
 class _Local(_Strict):
     """Knobs shared by every server we provision."""
 
-    port: Annotated[int, Field(ge=1, le=65535)] | None = None
-    gpus: Literal["all"] | Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] | None = None
+    port: Port | None = None
+    gpus: (
+        Annotated[
+            Annotated[Literal["all"], Tag("<all>")] | Annotated[list[Annotated[int, Field(ge=0)]], Tag("<ids>")],
+            Discriminator(_gpus_shape),
+        ]
+        | None
+    ) = Field(default=None, examples=[[0, 1]])
     # Share of each GPU's memory this server may use; required when it shares a GPU with vLLM.
     gpu_memory_budget: Fraction | None = None
 
@@ -70,12 +92,15 @@ class _Local(_Strict):
             return value
         if not isinstance(value, list) or not value:
             raise ValueError(f"`gpus: {value!r}` is not a GPU list: {how}")
-        for gpu in value:
-            if isinstance(gpu, bool) or not isinstance(gpu, int) or gpu < 0:
-                raise ValueError(f"{gpu!r} is not a GPU device id (0, 1, ...): {how}")
-        repeated = sorted({g for g in value if value.count(g) > 1})
-        if repeated:
-            raise ValueError(f"GPU {repeated[0]} is listed twice: list each device once")
+        return value  # each id is checked by the schema, where it is written
+
+    @field_validator("gpus")
+    @classmethod
+    def _gpus_once(cls, value: object) -> object:
+        if isinstance(value, list):
+            repeated = sorted({g for g in value if value.count(g) > 1})
+            if repeated:
+                raise ValueError(f"GPU {repeated[0]} is listed twice: list each device once")
         return value
 
     @property
@@ -148,8 +173,8 @@ class OllamaProvider(_Local):
     kind: Literal["ollama"]
     # A bare string is shorthand for {name: <it>}: pulled from Ollama's library as named.
     models: Annotated[list[Annotated[OllamaModel, BeforeValidator(_name_or_map)]], Field(min_length=1)]
-    context_length: Annotated[int, Field(gt=0)] | None = None
-    parallel: Annotated[int, Field(gt=0)] | None = None
+    context_length: Tokens | None = None
+    parallel: Slots | None = None
 
     @property
     def served_names(self) -> list[str]:
@@ -163,11 +188,11 @@ class VllmProvider(_Local):
     kind: Literal["vllm"]
     model: ModelName  # Hugging Face id or a path inside the container
     served_name: ModelName
-    max_model_len: Annotated[int, Field(gt=0)] | None = None
+    max_model_len: Tokens | None = None
     # vLLM's own default is 0.9; we make it explicit so the GPU budget check can add it up.
     gpu_memory_utilization: Fraction = 0.9
-    tensor_parallel_size: Annotated[int, Field(ge=1)] = 1
-    max_num_seqs: Annotated[int, Field(gt=0)] | None = None
+    tensor_parallel_size: Annotated[int, Field(ge=1, examples=[2])] = 1
+    max_num_seqs: Slots | None = None
 
     @property
     def served_names(self) -> list[str]:
@@ -181,9 +206,9 @@ class VllmProvider(_Local):
 class _Gguf(_Local):
     gguf: str | None = None  # a path under /models inside the container
     alias: ModelName
-    context_length: Annotated[int, Field(gt=0)] | None = None
+    context_length: Tokens | None = None
     # None means "all layers when a GPU is given, none otherwise".
-    gpu_layers: int | None = None
+    gpu_layers: Annotated[int, Field(examples=[99])] | None = None
 
     @property
     def served_names(self) -> list[str]:
@@ -193,7 +218,7 @@ class _Gguf(_Local):
 class LlamaCppProvider(_Gguf):
     kind: Literal["llama_cpp"]
     hf: Annotated[str, StringConstraints(pattern=r"^[\w.-]+/[\w.-]+(:[\w.-]+)?$")] | None = None
-    parallel: Annotated[int, Field(gt=0)] | None = None
+    parallel: Slots | None = None
 
     @field_validator("alias")
     @classmethod
@@ -250,7 +275,7 @@ class ExternalProvider(_Strict):
     api: Literal["ollama", "openai"]
     base_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+(/\S*)?$")]
     api_key_env: EnvVarName | None = None
-    context_length: Annotated[int, Field(gt=0)] | None = None
+    context_length: Tokens | None = None
     # A bare string is shorthand for {name: <it>}; normalised once, at load.
     models: Annotated[list[Annotated[ExternalModel, BeforeValidator(_name_or_map)]], Field(min_length=1)]
 
@@ -276,12 +301,12 @@ def deployment_id(group: str, provider: str) -> str:
 class GroupMember(_Strict):
     provider: ProviderName
     model: ModelName | None = None  # defaults to the provider's only served name
-    weight: Annotated[float, Field(gt=0)] = 1.0
+    weight: Annotated[float, Field(gt=0, examples=[0.7])] = 1.0
 
 
 class Alias(_Strict):
     model: ModelName
-    hidden: bool = False
+    hidden: Annotated[bool, Field(examples=[True])] = False
 
 
 class Routes(_Strict):
@@ -289,7 +314,13 @@ class Routes(_Strict):
     groups: dict[ModelName, Annotated[list[GroupMember], Field(min_length=2)]] = {}
     fallbacks: dict[ModelName, Annotated[list[ModelName], Field(min_length=1)]] = {}
     context_window_fallbacks: dict[ModelName, Annotated[list[ModelName], Field(min_length=1)]] = {}
-    aliases: dict[ModelName, ModelName | Alias] = {}
+    aliases: dict[
+        ModelName,
+        Annotated[
+            Annotated[ModelName, Tag("<name>")] | Annotated[Alias, Tag("<alias>")],
+            Discriminator(lambda v: "<alias>" if isinstance(v, dict | Alias) else "<name>"),
+        ],
+    ] = {}
 
     def alias_entries(self) -> dict[str, Alias]:
         return {k: v if isinstance(v, Alias) else Alias(model=v) for k, v in self.aliases.items()}

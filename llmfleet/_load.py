@@ -5,19 +5,21 @@ from __future__ import annotations
 import contextlib
 import gc
 import re
+import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import get_origin
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ._catalog import Catalog
 from ._checks import check
 from ._checks_context import closest_name
 from ._errors import ConfigError, Problem
 from ._project import is_directory, stack_names
-from ._schema_errors import SchemaErrors, places
-from ._stack import BuildSpec, StackFile, StackSettings, set_secret_command
+from ._schema_errors import SchemaErrors, annotation_leaves, places
+from ._stack import BuildSpec, Secure, StackFile, StackSettings, remove_command, set_secret_command
 from ._yaml import SourceMap, parse_yaml
 
 NAMESPACE = "llmfleet:"
@@ -92,6 +94,13 @@ def load_stack_settings(
     except ValidationError as exc:
         return None, doc.source, SchemaErrors(StackFile, doc.data, doc.source).problems(exc)
     ours = {k: v for k, v in stack_file.config.items() if k.startswith(NAMESPACE)}
+    for key in [k for k in ours if "." in k and k.split(".", 1)[0] in _MAP_KEYS]:
+        problems.append(_set_without_path(doc.source, key, ours.pop(key), stack))
+    sealed = [k for k, v in ours.items() if k not in _SECRET_KEYS and k in _SETTINGS_KEYS and _one_secure_value(v)]
+    for key in sealed:
+        del ours[key]
+        if key != NAMESPACE + "apiKeys":  # its per-key commands need the catalog: the secrets check
+            problems.append(_not_a_secret(doc.source, key, stack))
     for key in _SECRET_KEYS:
         if key in ours and not isinstance(ours[key], dict):
             problems.append(
@@ -121,7 +130,47 @@ def load_stack_settings(
         catalog_keys = (places(Catalog, "the top level"), "the catalog file")
         explain = SchemaErrors(StackSettings, doc.data["config"], doc.source, ("config",), [catalog_keys])
         return None, doc.source, _without_repeats(problems, explain.problems(exc))
+    settings._sealed = frozenset(sealed)
     return settings, doc.source, problems
+
+
+_SETTINGS_KEYS = {info.alias for info in StackSettings.model_fields.values()}
+# Keys whose value is a map (hosts, providers, gateway, images, apiKeys): set inside with --path.
+_MAP_KEYS = {info.alias for info in StackSettings.model_fields.values()
+             if any(get_origin(t) is dict or (isinstance(t, type) and issubclass(t, BaseModel) and t is not Secure)
+                    for t in annotation_leaves(info.annotation))}  # fmt: skip
+
+
+def _one_secure_value(value: object) -> bool:
+    """What Pulumi writes for `pulumi config set --secret KEY <value>`: `{secure: <ciphertext>}`."""
+    return isinstance(value, dict) and list(value) == ["secure"] and isinstance(value["secure"], str)
+
+
+def _not_a_secret(src: SourceMap, key: str, stack: str) -> Problem:
+    shape = "text (a path)" if key == NAMESPACE + "catalog" else "a map of `key: value` lines"
+    return src.problem(
+        ("config", key),
+        f"set as one encrypted value (`secure:`), but it is not a secret: llmfleet reads it as {shape}",
+        "not-a-secret",
+        f"Print what it holds, remove it, and write that in the stack file. Run: pulumi config get '{key}' --stack "
+        f"{stack} && {remove_command(key, stack)}",
+    )
+
+
+def _set_without_path(src: SourceMap, key: str, value: object, stack: str) -> Problem:
+    """`pulumi config set llmfleet:apiKeys.NAME` without --path: one key with a '.' in its name."""
+    base, inner = key.split(".", 1)
+    if _one_secure_value(value) or base == NAMESPACE + "apiKeys":
+        set_it = set_secret_command(key, stack)  # read from the terminal, with --path
+    else:
+        shown = value if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else value
+        set_it = f"pulumi config set --path '{key}' {shlex.quote(str(shown))} --stack {stack}"
+    return src.problem(
+        ("config", key),
+        f"one key named '{key}', not `{inner}` inside {base}: it was set without --path",
+        "set-without-path",
+        f"Remove it and set it by its path. Run: {remove_command(key, stack)} && {set_it}",
+    )
 
 
 def _without_repeats(found: list[Problem], more: list[Problem]) -> list[Problem]:

@@ -8,6 +8,7 @@ LiteLLM's own keys are what llmfleet derives.
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from collections.abc import Iterable
@@ -47,12 +48,12 @@ _LITELLM_KEYS = {
 }
 
 
-def _leaves(annotation: Any) -> list[Any]:
+def annotation_leaves(annotation: Any) -> list[Any]:
     origin = get_origin(annotation)
     if origin is Annotated:
-        return _leaves(get_args(annotation)[0])
+        return annotation_leaves(get_args(annotation)[0])
     if origin in (typing.Union, types.UnionType):
-        return [leaf for arg in get_args(annotation) for leaf in _leaves(arg)]
+        return [leaf for arg in get_args(annotation) for leaf in annotation_leaves(arg)]
     return [annotation]
 
 
@@ -81,7 +82,7 @@ def models_at(root: type[BaseModel], data: Any, path: KeyPath) -> tuple[list[typ
     for key in path:
         following: list[Any] = []
         step = str(key)
-        for leaf in _narrow([leaf for a in annotations for leaf in _leaves(a)], node):
+        for leaf in _narrow([leaf for a in annotations for leaf in annotation_leaves(a)], node):
             origin = get_origin(leaf)
             if _is_model(leaf) and isinstance(key, str) and key in _fields(leaf):
                 following.append(_fields(leaf)[key])
@@ -94,7 +95,7 @@ def models_at(root: type[BaseModel], data: Any, path: KeyPath) -> tuple[list[typ
         annotations = following
         spot = spot + step if step == "[]" else f"{spot}.{step}" if spot else step
         node = node[key] if isinstance(node, dict | list) and _has(node, key) else None
-    leaves = _narrow([x for a in annotations for x in _leaves(a)], node)
+    leaves = _narrow([x for a in annotations for x in annotation_leaves(a)], node)
     return list(dict.fromkeys(t for t in leaves if _is_model(t))), spot
 
 
@@ -109,7 +110,7 @@ def places(root: type[BaseModel], top: str) -> dict[str, list[str]]:
     seen: set[tuple[Any, str]] = set()
     while todo:
         annotation, where = todo.pop()
-        for leaf in _leaves(annotation):
+        for leaf in annotation_leaves(annotation):
             if (leaf, where) in seen:
                 continue
             seen.add((leaf, where))
@@ -124,6 +125,43 @@ def places(root: type[BaseModel], top: str) -> dict[str, list[str]]:
             elif get_origin(leaf) is list:
                 todo.append((get_args(leaf)[0], f"{where}[]"))
     return out
+
+
+# What a strict number or boolean field wanted, by pydantic's error type.
+_WANTED = {"int_type": "a whole number", "float_type": "a number", "bool_type": "true or false"}
+
+
+def _meant(text: str, wanted: str) -> str | None:
+    """The value `text` would be without quotes, written as YAML reads it as `wanted`; None when
+    it is no such value."""
+    if wanted == "true or false":
+        return text.lower() if text.lower() in ("true", "false") else None
+    try:
+        number = float(text.replace("_", ""))
+    except ValueError:
+        return None
+    if not math.isfinite(number) or (wanted == "a whole number" and not number.is_integer()):
+        return None
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
+def _examples(annotation: Any) -> list[Any]:
+    """The examples a field's type gives (`Port | None`: those of Port's Field)."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        own = [e for m in get_args(annotation)[1:] for e in (getattr(m, "examples", None) or [])]
+        return own or _examples(get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [e for arg in get_args(annotation) for e in _examples(arg)]
+    return []
+
+
+def _yaml_scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return f"'{value}'"
+    return str(value)
 
 
 def _shown(value: Any) -> str:
@@ -191,8 +229,13 @@ class SchemaErrors:
         if kind == "string_type":
             written = self.src.not_strings.get((*self.prefix, *path))
             if written is not None and written[0]:
-                return (f"YAML reads `{written[0]}` as {what_yaml_read(written[1])}, not as a name",
-                        f"Quote it: '{written[0]}'.")  # fmt: skip
+                # A field with an example is text of a form (`cuda_architectures: '90'`), not a name.
+                what = "text" if self.field_at(path)[1] is not None else "a name"
+                # `pulumi config set --path` writes an integer, `true` and `false` unquoted unless told otherwise.
+                typed = written[0] in ("true", "false") or type(written[1]) is int
+                cli = " (`pulumi config set --path` writes it so with `--type string`)" if self.prefix and typed else ""
+                return (f"YAML reads `{written[0]}` as {what_yaml_read(written[1])}, not as {what}",
+                        f"Quote it: '{written[0]}'{cli}.")  # fmt: skip
             if value is None:
                 return "is empty", "Give a value."
             return f"expected a name (text), got {_shown(value)}", ""
@@ -201,14 +244,10 @@ class SchemaErrors:
         if kind == "list_type":
             example = f"[{value}]" if isinstance(value, str | int) and not isinstance(value, bool) else "[a, b]"
             return f"expected a list, got {_shown(value)}", f"Write a list: {example}."
-        if kind in ("int_type", "int_parsing", "int_from_float"):
-            return f"expected a whole number, got {_shown(value)}", ""
+        if kind in _WANTED:
+            return self.wrong_type(_WANTED[kind], value, path)
         if kind == "finite_number":
-            return f"expected a finite number, got {_shown(value)}", ""
-        if kind in ("float_type", "float_parsing"):
-            return f"expected a number, got {_shown(value)}", ""
-        if kind in ("bool_type", "bool_parsing"):
-            return f"expected true or false, got {_shown(value)}", ""
+            return f"expected a finite number, got {_shown(value)}", self.write_hint("a number", path)
         if kind == "literal_error":
             shown = f"'{value}'" if isinstance(value, str) else _shown(value)
             return f"{shown} is not allowed here", f"Use one of: {ctx.get('expected')}."
@@ -226,6 +265,52 @@ class SchemaErrors:
         if kind == "string_too_short":
             return "must not be empty", "Give a value."
         return f"not valid here ({err['msg'][0].lower()}{err['msg'][1:]})", ""
+
+    def field_at(self, path: KeyPath) -> tuple[str, Any]:
+        """The schema key a value at `path` belongs to (a list's key for its items) and the example
+        that key's schema gives (None when it gives none)."""
+        at = [i for i, part in enumerate(path) if isinstance(part, str)]
+        if not at:
+            return "", None
+        key = str(path[at[-1]])
+        models, _ = models_at(self.root, self.data, path[: at[-1]])
+        for model in models:
+            for name, info in model.model_fields.items():
+                if (info.alias or name) == key:
+                    examples = info.examples or _examples(info.annotation)
+                    if examples:
+                        return key, examples[0]
+        return key, None
+
+    def write_hint(self, wanted: str, path: KeyPath) -> str:
+        key, example = self.field_at(path)
+        return f"Write {wanted}, e.g. {key}: {_yaml_scalar(example)}." if example is not None else f"Write {wanted}."
+
+    def wrong_type(self, wanted: str, value: Any, path: KeyPath) -> tuple[str, str]:
+        """A number or a boolean refused: what YAML read (never coerced: `on` is not 1, "8080" is
+        text, 8080.0 not a port) and what to write instead."""
+        key = self.field_at(path)[0]
+        key = f"{key}: " if path and isinstance(path[-1], str) else ""  # a list's item: the value alone
+        full = (*self.prefix, *path)
+        written = self.src.not_strings.get(full)
+        if value is None:
+            return "is empty", self.write_hint(wanted, path)
+        if isinstance(value, str):
+            meant = _meant(value, wanted)
+            if full in self.src.quoted and meant is not None:
+                return (f"'{value}' is in quotes, so YAML reads it as text, not as {wanted}",
+                        f"Remove the quotes: {key}{meant}.")  # fmt: skip
+            if meant is not None:  # plain, yet text to YAML 1.1: `1e3` (an exponent needs a '.')
+                return f"YAML reads `{value}` as text, not as {wanted}", f"Write {key}{meant}."
+            return f"expected {wanted}, got {_shown(value)}", self.write_hint(wanted, path)
+        if isinstance(value, dict | list) or written is None:
+            return f"expected {wanted}, got {_shown(value)}", self.write_hint(wanted, path)
+        message = f"YAML reads `{written[0]}` as {what_yaml_read(value)}, not as {wanted}"
+        if wanted == "true or false":
+            return message, f"Write {key}true or {key}false."
+        if isinstance(value, float) and value.is_integer():
+            return message, f"Write {key}{int(value)}."
+        return message, self.write_hint(wanted, path)
 
     def map_hint(self, path: KeyPath, value: Any) -> str:
         if not path and self.prefix == ():

@@ -11,19 +11,19 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, StringConstraints, Tag, field_validator
 
-from ._catalog import EnvVarName, ProviderName
+from ._catalog import EnvVarName, Port, ProviderName
 from ._urls import gateway_url_problem
 
 HostName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
 # An image reference pinned to a tag or digest; `latest` or no tag is refused by the checks.
 ImageRef = Annotated[str, StringConstraints(pattern=r"^\S+$")]
-Port = Annotated[int, Field(ge=1, le=65535)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # strict, as the catalog's: no number read from a boolean, a text or a whole float.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True, allow_inf_nan=False)
 
 
 class Host(_Strict):
@@ -38,14 +38,14 @@ class Host(_Strict):
 class Placement(_Strict):
     host: HostName | None = None
     # Opt-in: publish the backend's port on loopback (on the gateway's host) for debugging.
-    publish: bool = False
+    publish: Annotated[bool, Field(examples=[True])] = False
 
 
 class Gateway(_Strict):
     host: HostName | None = None
     # The address the front proxy's port is published on: Docker takes an IP address only.
     bind: str = "127.0.0.1"
-    port: Port = 4000
+    port: Annotated[Port, Field(examples=[4000])] = 4000
     # Where clients and the drift check reach the gateway, when not http://bind:port.
     url: str | None = None
 
@@ -73,18 +73,26 @@ class BuildSpec(_Strict):
     tag: ImageRef = "llmfleet/llama-cpp-python-cuda:local"
     # GPU generations to compile CUDA kernels for (CMake list, e.g. "90" for H100/H200): one
     # generation builds in minutes, the Dockerfile's default five can take over half an hour.
-    cuda_architectures: Annotated[str, StringConstraints(pattern=r"^[0-9]{2,3}[a-z]?(;[0-9]{2,3}[a-z]?)*$")] | None = (
-        None
-    )
+    cuda_architectures: (
+        Annotated[str, StringConstraints(pattern=r"^[0-9]{2,3}[a-z]?(;[0-9]{2,3}[a-z]?)*$"), Field(examples=["90"])]
+        | None
+    ) = None
     # How long `pulumi up` waits for the build before failing it.
-    timeout_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 120
+    timeout_minutes: Annotated[int, Field(ge=1, le=24 * 60, examples=[120])] = 120
 
 
 class Images(_Strict):
     ollama: ImageRef | None = None
     vllm: ImageRef | None = None
     llama_cpp: ImageRef | None = None
-    llama_cpp_python: ImageRef | BuildSpec | None = None
+    # An image to pull, or one to build: only the form written is validated, and reported.
+    llama_cpp_python: (
+        Annotated[
+            Annotated[ImageRef, Tag("<image>")] | Annotated[BuildSpec, Tag("<build>")],
+            Discriminator(lambda v: "<build>" if isinstance(v, dict | BuildSpec) else "<image>"),
+        ]
+        | None
+    ) = None
     litellm: ImageRef = "ghcr.io/berriai/litellm:v1.108.7"
     # The front proxy: Docker's official HAProxy image, LTS branch.
     haproxy: ImageRef = "haproxy:3.0.5"
@@ -106,8 +114,20 @@ def set_secret_command(key: str, stack: str) -> str:
     return f"""read -rsp '{name}: ' value && echo && printf '%s' "$value" | {set_it}"""
 
 
+def remove_command(key: str, stack: str) -> str:
+    return f"pulumi config rm '{key}' --stack {stack}"
+
+
 class StackSettings(_Strict):
     """The `llmfleet:` keys of a stack file's `config:` map."""
+
+    # Keys given as one encrypted value (`secure:`) that must be maps (`llmfleet:apiKeys`, what
+    # `pulumi config set --secret llmfleet:apiKeys <value>` writes): reported, and read as unset.
+    _sealed: frozenset[str] = PrivateAttr(default=frozenset())
+
+    @property
+    def sealed(self) -> frozenset[str]:
+        return self._sealed
 
     catalog: Annotated[str, StringConstraints(min_length=1)] = Field(alias="llmfleet:catalog")
     hosts: dict[HostName, Host] = Field(default={"local": Host()}, alias="llmfleet:hosts")

@@ -143,6 +143,8 @@ class SourceMap:
     # Plain scalars YAML resolved to something other than a string (`on`, `017`, `12:30`):
     # path -> (the text as written, what YAML made of it), to explain a "not a string" error.
     not_strings: dict[KeyPath, tuple[str, Any]] = field(default_factory=dict)
+    # Scalars written in quotes: text whatever they look like (`port: "8080"`).
+    quoted: set[KeyPath] = field(default_factory=set)
 
     def locate(self, path: KeyPath) -> Position:
         """The position of `path`, or of its nearest parent that exists (a missing key)."""
@@ -231,6 +233,8 @@ class _Indexer:
                               "read", "yaml-number", "Shorten it, or quote it if it is a name.", path)  # fmt: skip
                     return False
                 self.source.not_strings[path] = (node.value, value)
+            elif isinstance(node, yaml.ScalarNode) and node.style in ("'", '"'):
+                self.source.quoted.add(path)
         return True
 
     def _construct(self, node: yaml.ScalarNode) -> Any:

@@ -13,9 +13,12 @@ Plain functions: tests call `validate_gateway_drift` with StackValidationArgs bu
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi.runtime
@@ -38,6 +41,71 @@ CONFIG_SCHEMA = {
     # Once the list is in sync, send one tiny chat completion for every locally served name.
     "probe": {"type": "boolean", "default": True},
 }
+
+# Pulumi hands the policy config over as a protobuf Struct, where every number is a double (120
+# arrives as 120.0): a whole number is any integral number here, as in JSON Schema's "integer".
+_EXAMPLES = {"waitSeconds": "120", "timeoutSeconds": "5", "keyEnv": '"LITELLM_MASTER_KEY"', "probe": "true"}
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    wait_seconds: float
+    timeout_seconds: float
+    key_env: str
+    probe: bool
+
+
+def read_config(config: Mapping[str, Any]) -> tuple[PolicyConfig | None, list[str]]:
+    """The policy's config, each value of the type its schema says and never coerced (the text
+    "false" is not false, `true` is not the number 1), or the problems with it. The engine checks
+    the schema too; a pack run another way (a test, `initial_config`) is checked here."""
+    problems: list[str] = []
+
+    def value(key: str) -> Any:
+        return config.get(key, CONFIG_SCHEMA[key]["default"])
+
+    def refuse(key: str, what: str, wanted: str) -> None:
+        problems.append(
+            f'the policy config\'s `{key}` is {what}, not {wanted}: write "{key}": {_EXAMPLES[key]} (JSON: no '
+            "quotes around a number or a boolean) in the file given to --policy-pack-config"
+        )
+
+    def number(key: str, whole: bool) -> float:
+        got = value(key)
+        wanted = "a whole number" if whole else "a number"
+        if isinstance(got, bool) or not isinstance(got, int | float):
+            refuse(key, _shown(got), wanted)
+        elif not math.isfinite(got) or (whole and not float(got).is_integer()):
+            refuse(key, f"the number {got}", wanted)
+        elif got < 0 or (got == 0 and "exclusiveMinimum" in CONFIG_SCHEMA[key]):
+            least = "greater than 0" if "exclusiveMinimum" in CONFIG_SCHEMA[key] else "at least 0"
+            refuse(key, f"the number {got}", f"a number {least}")
+        else:
+            return float(got)
+        return 0.0
+
+    wait, timeout = number("waitSeconds", whole=True), number("timeoutSeconds", whole=False)
+    key_env, probe = value("keyEnv"), value("probe")
+    if not isinstance(key_env, str) or not key_env:
+        refuse("keyEnv", _shown(key_env), "the name of an environment variable")
+    if not isinstance(probe, bool):
+        refuse("probe", _shown(probe), "true or false")
+    if problems:
+        return None, problems
+    return PolicyConfig(wait, timeout, key_env, probe), []
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, str):
+        return f"the text {json.dumps(value)}"
+    if value is None:
+        return "null"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    return f"a {'list' if isinstance(value, Sequence) else 'map'}"
+
 
 AFTER_DEPLOY = "will run after deploy: the gateway's URL and declared models are not known in a preview"
 IN_PREVIEW = "will run after deploy: a preview has not changed the live gateway yet"
@@ -77,7 +145,11 @@ def validate_gateway_drift(
     gateways = [r for r in args.resources if r.resource_type == GATEWAY_TYPE]
     if not gateways:
         args.not_applicable("no llmfleet gateway in this stack")
-    config = args.get_config()
+    config, problems = read_config(args.get_config())
+    if config is None:
+        for problem in problems:
+            report_violation(problem)  # a check that cannot be set up as asked is not a pass
+        return None
     checks = []
     for gateway in gateways:
         try:
@@ -88,14 +160,14 @@ def validate_gateway_drift(
         declared = _known_names(gateway.props, "declared_models")
         if url is None or declared is None:
             args.not_applicable(AFTER_DEPLOY)
-        key_env = config.get("keyEnv", "LITELLM_MASTER_KEY")
+        key_env = config.key_env
         source = f"the gateway's master_key output (or the environment variable {key_env})"
-        probed = (_known_names(gateway.props, "probe_models") or []) if config.get("probe", True) else []
+        probed = (_known_names(gateway.props, "probe_models") or []) if config.probe else []
         checks.append((gateway, url, declared, key or os.environ.get(key_env), source, probed))
 
     async def run() -> None:
-        limits = Limits(timeout=float(config.get("timeoutSeconds", 5)))
-        wait = float(config.get("waitSeconds", 120))
+        limits = Limits(timeout=config.timeout_seconds)
+        wait = config.wait_seconds
         for gateway, url, declared, key, source, probed in checks:
             started = time.monotonic()
             report = await check_declared(url, key, declared, stack=_stack_of(gateway.urn), wait=wait, limits=limits,

@@ -185,3 +185,37 @@ def test_a_project_dir_that_is_missing_or_a_file_is_called_so(tmp_path: Path, ca
     assert (code, out) == (64, "")
     assert err == f"llmfleet {command[0]}: error: --project-dir {a_file} is not a directory: give the directory " \
                   "that holds stacks/ and config/\n"  # fmt: skip
+
+
+VLLM = """\
+providers:
+  vllm-qwen:
+    kind: vllm
+    model: Qwen/Qwen2.5-0.5B-Instruct
+    served_name: qwen
+    gpus: all
+    port: {port}
+    max_model_len: {length}
+"""
+
+
+@pytest.mark.parametrize(
+    ("port", "length", "refused"),
+    [
+        ("on", "4096", "config/catalog.yaml:7:5: error: providers.vllm-qwen.port: YAML reads `on` as the boolean true"),
+        ("'8001'", "4096", "config/catalog.yaml:7:5: error: providers.vllm-qwen.port: '8001' is in quotes"),
+        ("8001.0", "4096", "config/catalog.yaml:7:5: error: providers.vllm-qwen.port: YAML reads `8001.0` as the"),
+        ("8001", "true", "config/catalog.yaml:8:5: error: providers.vllm-qwen.max_model_len: YAML reads `true` as"),
+    ],
+)  # fmt: skip
+def test_render_never_writes_a_coerced_number(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], port: str, length: str, refused: str
+) -> None:
+    # Before strict fields `port: on` rendered `api_base: http://vllm-qwen:1/v1` and `true` a context of 1.
+    write_project(tmp_path, VLLM.format(port=port, length=length))
+    code, out, err = run(capsys, "--project-dir", str(tmp_path), "render", "--stack", "test")
+    assert (code, out) == (1, "") and err.startswith(refused), err
+    write_project(tmp_path, VLLM.format(port=8001, length=4096))
+    code, out, err = run(capsys, "--project-dir", str(tmp_path), "render", "--stack", "test")
+    assert (code, err) == (0, "")
+    assert "api_base: http://vllm-qwen:8001/v1" in out and "max_input_tokens: 4096" in out, out

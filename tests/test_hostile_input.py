@@ -369,9 +369,17 @@ def test_an_unreadable_catalog_says_so_at_the_file(tmp_path: Path, monkeypatch: 
     )
 
 
-def test_a_number_that_is_not_finite_is_called_so(tmp_path: Path) -> None:
-    write_project(tmp_path, VALID + "    context_length: .nan\n")
-    assert short(only(problems_of(tmp_path))) == (
-        "5:5 error schema-finite-number | providers.ollama.context_length: expected a finite number, got the "
-        "number nan."
-    )
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        # A whole number cannot be .nan or .inf at all: the strict schema says what YAML read.
+        ("    context_length: .nan\n", "5:5 error schema-int-type | providers.ollama.context_length: YAML reads `.nan` "
+         "as the number nan, not as a whole number. Write a whole number, e.g. context_length: 8192."),
+        # A fraction can be a float, not an infinite one (nor a NaN, which compares with nothing).
+        ("    gpu_memory_budget: .inf\n", "5:5 error schema-finite-number | providers.ollama.gpu_memory_budget: "
+         "expected a finite number, got the number inf. Write a number, e.g. gpu_memory_budget: 0.5."),
+    ],
+)  # fmt: skip
+def test_a_number_that_is_not_finite_is_called_so(tmp_path: Path, line: str, expected: str) -> None:
+    write_project(tmp_path, VALID + line)
+    assert short(only(problems_of(tmp_path))) == expected

@@ -15,7 +15,14 @@ from pulumi_policy import StackValidationArgs
 from pulumi_policy.policy import PolicyCustomTimeouts, PolicyResource, PolicyResourceOptions, _NotApplicableError
 from pulumi_policy.proxy import unknown_checking_proxy
 
-from policy.gateway_drift import AFTER_DEPLOY, GATEWAY_TYPE, IN_PREVIEW, validate_gateway_drift
+from policy.gateway_drift import (
+    AFTER_DEPLOY,
+    GATEWAY_TYPE,
+    IN_PREVIEW,
+    PolicyConfig,
+    read_config,
+    validate_gateway_drift,
+)
 
 from .litellm_proxy import free_port
 from .standins import StandIn, json_route, openai_models, standins
@@ -198,3 +205,37 @@ def test_the_probe_can_be_turned_off(gateway: StandIn) -> None:
     gateway.posts["/v1/chat/completions"] = _chat_answers({"gemma-3-1b"})
     assert validate([resource(props(gateway, probe_models=["gemma-3-1b"]))], {"probe": False}) == []
     assert "/v1/chat/completions" not in [p for p, _ in gateway.requests]
+
+
+def test_the_config_defaults_and_the_numbers_the_engine_sends() -> None:
+    assert read_config({}) == (PolicyConfig(120.0, 5.0, "LITELLM_MASTER_KEY", True), [])
+    # The engine hands every number over as a double (a protobuf Struct): 30 arrives as 30.0.
+    assert read_config({"waitSeconds": 30.0, "timeoutSeconds": 2, "probe": False, "keyEnv": "K"}) == (
+        PolicyConfig(30.0, 2.0, "K", False), [])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("config", "problem"),
+    [
+        ({"probe": "false"}, "the policy config's `probe` is the text \"false\", not true or false: write "
+         "\"probe\": true (JSON: no quotes around a number or a boolean) in the file given to --policy-pack-config"),
+        ({"probe": 0}, "the policy config's `probe` is the number 0, not true or false: write \"probe\": true"),
+        ({"waitSeconds": True}, "the policy config's `waitSeconds` is the boolean true, not a whole number: write "
+         "\"waitSeconds\": 120"),
+        ({"waitSeconds": "120"}, "the policy config's `waitSeconds` is the text \"120\", not a whole number"),
+        ({"waitSeconds": 1.5}, "the policy config's `waitSeconds` is the number 1.5, not a whole number"),
+        ({"waitSeconds": -1}, "the policy config's `waitSeconds` is the number -1, not a number at least 0"),
+        ({"timeoutSeconds": 0}, "the policy config's `timeoutSeconds` is the number 0, not a number greater than 0"),
+        ({"timeoutSeconds": float("inf")}, "the policy config's `timeoutSeconds` is the number inf, not a number"),
+        ({"timeoutSeconds": None}, "the policy config's `timeoutSeconds` is null, not a number"),
+        ({"keyEnv": ""}, "the policy config's `keyEnv` is the text \"\", not the name of an environment variable"),
+    ],
+)  # fmt: skip
+def test_a_config_value_of_the_wrong_type_is_a_violation_not_a_default(
+    gateway: StandIn, config: dict, problem: str
+) -> None:
+    # Before, `probe: "false"` was truthy (probed anyway) and `waitSeconds: true` waited 1 s.
+    assert read_config(config)[0] is None
+    [(message, urn)] = validate([resource(props(gateway))], config)
+    assert message.startswith(problem) and urn is None, message
+    assert gateway.requests == []  # nothing is checked with a config not as written

@@ -212,3 +212,27 @@ def test_outputs(run: Run, fleet: llmfleet.Fleet) -> None:
 def test_children_are_parented_to_their_component(run: Run) -> None:
     urn, _ = resolve(run.containers["gateway-container"].urn)
     assert "llmfleet:index:Gateway$docker:index/container:Container::gateway-container" in urn
+
+
+# The program's own errors for a missing secret give commands that lead to a valid stack file:
+# never Pulumi's `pulumi config set --secret llmfleet:apiKeys <value>` (the whole map as one secret).
+PASTE_API_KEY = (r"Run: read -rsp 'OLLAMA_API_KEY: ' value && echo && printf '%s' \"\$value\" \| pulumi config set "
+                 r"--secret --path 'llmfleet:apiKeys\.OLLAMA_API_KEY' --stack prod$")  # fmt: skip
+
+
+def test_no_api_keys_at_all_is_our_error_with_the_path_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(Exception, match=r"stack 'prod': no secret for OLLAMA_API_KEY .*" + PASTE_API_KEY):
+        run_program("prod", {"llmfleet:masterKey": MASTER_KEY}, ["llmfleet:masterKey"], monkeypatch=monkeypatch)
+
+
+def test_an_api_keys_map_without_the_key_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = {"llmfleet:masterKey": MASTER_KEY, "llmfleet:apiKeys": '{"OPENAI_API_KEY": "x"}'}
+    with pytest.raises(Exception, match=r"stack 'prod': llmfleet:apiKeys has no OLLAMA_API_KEY\. " + PASTE_API_KEY):
+        run_program("prod", config, ["llmfleet:masterKey", "llmfleet:apiKeys"], monkeypatch=monkeypatch)
+
+
+def test_no_master_key_is_our_error_with_a_generated_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(Exception, match=r"stack 'dev': no gateway master key \(llmfleet:masterKey\)\. Run: printf "
+                                        r"'sk-%s' \"\$\(openssl rand -hex 24\)\" \| pulumi config set --secret "
+                                        r"'llmfleet:masterKey' --stack dev$"):  # fmt: skip
+        run_program("dev", {}, [], monkeypatch=monkeypatch)

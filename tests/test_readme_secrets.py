@@ -53,6 +53,8 @@ def shell(script: str, cwd: Path, stdin: str) -> subprocess.CompletedProcess[str
         "HOME": str(cwd.parent),
         "PULUMI_HOME": str(cwd.parent / ".pulumi-home"),
         "PULUMI_SKIP_UPDATE_CHECK": "1",
+        # The llmfleet of this checkout, whichever one the venv was installed from (a worktree's).
+        "PYTHONPATH": str(PROJECT),
     }
     return subprocess.run(["bash", "-e", "-c", script], cwd=cwd, env=env, input=stdin, capture_output=True,
                           text=True, timeout=150)  # fmt: skip
@@ -94,3 +96,40 @@ def test_the_secret_hints_validate_prints_paste_as_is(project: Path) -> None:
     assert after.returncode == 0 and "missing-secret" not in after.stderr, after.stderr
     api_key = shell(env + "pulumi config get --path 'llmfleet:apiKeys.OLLAMA_API_KEY' --stack prod", project, "")
     assert api_key.stdout == "ollama-key-for-the-test\n"
+
+
+def test_pulumi_s_own_hint_for_a_missing_key_is_caught_and_undone(project: Path) -> None:
+    # `pulumi config set --secret llmfleet:apiKeys <value>` (what Pulumi suggests for a missing
+    # required key) encrypts the whole map as one value; validate's fix must paste as is and lead
+    # to one secret per key, set by its path.
+    env = 'export PULUMI_BACKEND_URL="file://$PWD/.pulumi-state" PULUMI_CONFIG_PASSPHRASE=p; mkdir -p .pulumi-state\n'
+    pulumi_s_hint = "pulumi config set --secret llmfleet:apiKeys whole-map-value --stack prod"
+    assert shell(env + "pulumi stack init prod\n" + pulumi_s_hint, project, stdin="").returncode == 0
+    stack = yaml.safe_load((project / "stacks" / "Pulumi.prod.yaml").read_text())
+    assert set(stack["config"]["llmfleet:apiKeys"]) == {"secure"}  # one encrypted value
+    validate = shell(".venv/bin/llmfleet validate --stack prod", project, stdin="")
+    assert validate.returncode == 1 and "apiKeys.secure" not in validate.stderr, validate.stderr
+    [fix] = re.findall(r"Run: (.*) \(whole-map-secret\)$", validate.stderr, re.MULTILINE)
+    assert fix.startswith("pulumi config rm 'llmfleet:apiKeys' --stack prod && ")
+    done = shell(env + fix, project, stdin="ollama-key-for-the-test\n")
+    assert done.returncode == 0, done.stdout + done.stderr
+    stack = yaml.safe_load((project / "stacks" / "Pulumi.prod.yaml").read_text())
+    assert set(stack["config"]["llmfleet:apiKeys"]) == {"OLLAMA_API_KEY"}
+    assert set(stack["config"]["llmfleet:apiKeys"]["OLLAMA_API_KEY"]) == {"secure"}
+    after = shell(".venv/bin/llmfleet validate --stack prod", project, stdin="")
+    assert after.returncode == 0 and "OLLAMA_API_KEY" not in after.stderr, after.stderr
+    api_key = shell(env + "pulumi config get --path 'llmfleet:apiKeys.OLLAMA_API_KEY' --stack prod", project, "")
+    assert api_key.stdout == "ollama-key-for-the-test\n"
+
+
+def test_a_key_set_without_path_is_caught_and_undone(project: Path) -> None:
+    env = 'export PULUMI_BACKEND_URL="file://$PWD/.pulumi-state" PULUMI_CONFIG_PASSPHRASE=p; mkdir -p .pulumi-state\n'
+    without_path = "pulumi config set llmfleet:gateway.port 4001 --stack prod"
+    assert shell(env + "pulumi stack init prod\n" + without_path, project, stdin="").returncode == 0
+    validate = shell(".venv/bin/llmfleet validate --stack prod", project, stdin="")
+    [fix] = re.findall(r"Run: (.*) \(set-without-path\)$", validate.stderr, re.MULTILINE)
+    assert shell(env + fix, project, stdin="").returncode == 0
+    stack = yaml.safe_load((project / "stacks" / "Pulumi.prod.yaml").read_text())
+    assert stack["config"]["llmfleet:gateway"]["port"] == 4001 and "llmfleet:gateway.port" not in stack["config"]
+    after = shell(".venv/bin/llmfleet validate --stack prod", project, stdin="")
+    assert " error" not in after.stderr, after.stderr

@@ -198,3 +198,51 @@ def test_a_missing_llama_cpp_python_image_shows_both_ways_to_give_one(tmp_path: 
 def test_the_gateway_url_from_bind_is_a_url_for_ipv6_too(tmp_path: Path, bind: str, url: str) -> None:
     write_project(tmp_path, CATALOG, BASE_STACK + f"  llmfleet:gateway: {{bind: '{bind}'}}\n")
     assert llmfleet.load_fleet(tmp_path, "test").stack.gateway_url == url
+
+
+def test_a_build_s_numbers_are_strict(tmp_path: Path) -> None:
+    # `cuda_architectures: 90` is the number 90 to YAML; the field is CMake's text list ("90;120").
+    catalog = "providers:\n  py:\n    kind: llama_cpp_python\n    gguf: /models/m.gguf\n    alias: m\n"
+    build = ("    llama_cpp_python:\n      build: docker/llama-cpp-python-cuda\n      cuda_architectures: 90\n"
+             "      timeout_minutes: 90.0\n")  # fmt: skip
+    stack = BASE_STACK.replace("    llama_cpp_python: ghcr.io/abetlen/llama-cpp-python:v0.3.16\n", build)
+    assert problems(tmp_path, stack, catalog) == [
+        "9:7 error schema-string-type | config['llmfleet:images'].llama_cpp_python.cuda_architectures: YAML reads "
+        "`90` as the number 90, not as text. Quote it: '90' (`pulumi config set --path` writes it so with "
+        "`--type string`).",
+        "10:7 error schema-int-type | config['llmfleet:images'].llama_cpp_python.timeout_minutes: YAML reads `90.0` "
+        "as the number 90.0, not as a whole number. Write timeout_minutes: 90.",
+    ]
+    fixed = stack.replace("cuda_architectures: 90", "cuda_architectures: '90'").replace("90.0", "90")
+    assert [p for p in problems(tmp_path, fixed, catalog) if " error " in p] == []
+
+
+WHOLE_MAP = BASE_STACK.replace(
+    "  llmfleet:apiKeys:\n    OPENAI_API_KEY: {secure: v1:CCCCCCCCCCCCCCCC}\n"
+    "    OLLAMA_API_KEY: {secure: v1:DDDDDDDDDDDDDDDD}\n",
+    "  llmfleet:apiKeys:\n    secure: v1:CCCCCCCCCCCCCCCC:DDDDDDDD\n",
+)
+
+
+def test_api_keys_set_as_one_secret_say_how_to_set_each_key(tmp_path: Path) -> None:
+    # What Pulumi's own hint for a missing key (`pulumi config set --secret llmfleet:apiKeys <value>`)
+    # writes. It used to be read as a plain-text key named `secure`, with a fix that set `apiKeys.secure`.
+    catalog = CATALOG + "  groq:\n    kind: external\n    api: openai\n    base_url: https://api.groq.com/openai/v1\n" \
+        "    api_key_env: GROQ_API_KEY\n    models: [llama-3.3-70b-versatile]\n"  # fmt: skip
+    assert problems(tmp_path, WHOLE_MAP, catalog) == [
+        "8:3 error whole-map-secret | config['llmfleet:apiKeys']: set as one encrypted value (`secure:`), which "
+        "llmfleet cannot read as a map of keys: it needs one secret per key the catalog names (GROQ_API_KEY, "
+        "OPENAI_API_KEY). Remove it and set each key by itself. Run: pulumi config rm 'llmfleet:apiKeys' --stack test"
+        """ && read -rsp 'GROQ_API_KEY: ' value && echo && printf '%s' "$value" | pulumi config set --secret """
+        "--path 'llmfleet:apiKeys.GROQ_API_KEY' --stack test && read -rsp 'OPENAI_API_KEY: ' value && echo && "
+        """printf '%s' "$value" | pulumi config set --secret --path 'llmfleet:apiKeys.OPENAI_API_KEY' --stack test""",
+    ]
+
+
+def test_api_keys_set_as_one_secret_for_a_catalog_without_external_keys(tmp_path: Path) -> None:
+    catalog = "providers:\n  ollama:\n    kind: ollama\n    models: [a]\n"
+    assert problems(tmp_path, WHOLE_MAP, catalog) == [
+        "8:3 error whole-map-secret | config['llmfleet:apiKeys']: set as one encrypted value (`secure:`), which "
+        "llmfleet cannot read as a map of keys: it needs no key for this catalog. Remove it. Run: pulumi config rm "
+        "'llmfleet:apiKeys' --stack test",
+    ]
