@@ -210,13 +210,16 @@ def test_a_stack_with_errors_is_not_compared_and_the_others_still_are(
 
 
 def test_within_one_stack_two_hosts_on_one_engine_and_a_provider_named_front(tmp_path: Path) -> None:
-    stack = BASE_STACK + """\
+    stack = (
+        BASE_STACK
+        + """\
   llmfleet:hosts:
     gpu-1: {}
     gpu-2: {address: 10.0.0.2}
   llmfleet:providers:
     ollama: {host: gpu-2}
 """
+    )
     write_project(tmp_path, CATALOG, stack)
     assert [short(p) for p in problems_of(tmp_path) if p.severity == "error"] == [
         "15:5 error same-engine | config['llmfleet:hosts'].gpu-2: hosts 'gpu-1' and 'gpu-2' are both the local "
