@@ -3,6 +3,7 @@ address published twice, no container, network or Ollama models volume created t
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -231,3 +232,16 @@ def test_within_one_stack_two_hosts_on_one_engine_and_a_provider_named_front(tmp
         "2:3 error reserved-name | providers.front: 'front' would name its container llmfleet-test-front, the "
         "name of the gateway's front proxy. Rename the provider."
     ]
+
+
+def test_the_readmes_example_is_what_validate_prints(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # README, "Stacks sharing a Docker engine": the shipped dev moved back onto prod's port.
+    shown = next(line for line in (PROJECT / "README.md").read_text().splitlines()
+                 if line.startswith("stacks/Pulumi.dev.yaml:") and "(stack-port-conflict)" in line)  # fmt: skip
+    shutil.copytree(PROJECT / "config", tmp_path / "config")
+    shutil.copytree(PROJECT / "stacks", tmp_path / "stacks")
+    dev = tmp_path / "stacks" / "Pulumi.dev.yaml"
+    assert dev.read_text().count("port: 4001\n") == 1
+    dev.write_text(dev.read_text().replace("port: 4001\n", "port: 4000\n"))
+    code, _, err = run(capsys, "--project-dir", str(tmp_path), "validate", "--stack", "dev")
+    assert (code, errors(err)) == (1, [shown])
