@@ -12,10 +12,12 @@ are stubs on PATH that record what they were asked; the scripts themselves are r
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -545,3 +547,54 @@ def test_install_says_what_the_runner_is_missing(tmp_path: Path, python3: str | 
     assert step.code == 1
     assert step.output.strip().splitlines()[-1] == message
     assert not (workspace / ".venv").exists()
+
+
+def test_a_catalog_change_previews_with_the_runners_python3_and_validates_against_the_other_stacks(
+    tmp_path: Path,
+) -> None:
+    # The preview job as a self-hosted runner runs it: `.ci/install` with the runner's python3 (a
+    # stub whose virtualenv's llmfleet is this checkout's), then validate and the model diff for real.
+    checkout = tmp_path / "work" / "llmfleet"
+    checkout.mkdir(parents=True)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=checkout, check=True)
+    for part in ("config", "stacks", ".ci"):
+        shutil.copytree(PROJECT / part, checkout / part)
+    subprocess.run([*git, "add", "."], cwd=checkout, check=True)
+    subprocess.run([*git, "commit", "-qm", "base"], cwd=checkout, check=True)
+    base = subprocess.run(["git", "rev-parse", "HEAD"], cwd=checkout, capture_output=True, text=True).stdout.strip()
+    bin_dir, log = tmp_path / "bin", tmp_path / "log"
+    llmfleet_cmd = f'#!/bin/bash\nPYTHONPATH={PROJECT} exec {sys.executable} -m llmfleet "$@"\n'
+    stub(bin_dir, "python3",
+         '[ "$1 $2" = "-m venv" ] && mkdir -p "$3/bin" && printf \'#!/bin/bash\\nexit 0\\n\' > "$3/bin/python" '
+         f'&& chmod +x "$3/bin/python" && printf %s {shlex.quote(llmfleet_cmd)} > "$3/bin/llmfleet" '
+         '&& chmod +x "$3/bin/llmfleet"; exit 0')  # fmt: skip
+    job = {**workflow("preview")["jobs"]["preview"]}
+    job["env"] = {**job["env"], "STUB_LOG": str(log)}
+    context = {"matrix.stack": "dev", "github.event.pull_request.base.sha": base, "vars.PULUMI_BACKEND_URL": "",
+               "secrets.PULUMI_ACCESS_TOKEN": "", "secrets.PULUMI_CONFIG_PASSPHRASE": ""}  # fmt: skip
+
+    # A PR that adds an alias: installed, valid, and the diff names it.
+    dev = checkout / "config" / "dev.yaml"
+    dev.write_text(dev.read_text().replace("aliases:\n", "aliases:\n    added-in-the-pr: qwen2.5:0.5b\n", 1))
+    subprocess.run([*git, "commit", "-qam", "alias"], cwd=checkout, check=True)
+    started = time.monotonic()
+    run = run_job(job, checkout, context, [bin_dir])
+    assert [(s.name, s.code) for s in run.steps if s.code is not None] == [
+        ("Install", 0), ("Validate", 0), ("Model diff against the base branch", 0)
+    ], [s.output for s in run.steps]  # fmt: skip
+    assert time.monotonic() - started < 60
+    diff = (checkout.parent / f"runner-temp-{checkout.name}" / "model-diff.md").read_text()
+    assert "added-in-the-pr" in diff
+    assert run.step("Pulumi preview").ran  # a `uses:` step: recorded, not run
+
+    # A PR that moves dev's gateway onto prod's address: validate --stack dev fails, annotated in dev's file.
+    stack = checkout / "stacks" / "Pulumi.dev.yaml"
+    stack.write_text(stack.read_text().replace("port: 4001\n", "port: 4000\n"))
+    run = run_job(job, checkout, context, [bin_dir])
+    validate = run.step("Validate")
+    assert validate.code == 1
+    assert "::error file=stacks/Pulumi.dev.yaml,line=14,col=5::config['llmfleet:gateway'].port: the gateway " \
+           "publishes 127.0.0.1:4000 on the local Docker engine" in validate.output  # fmt: skip
+    assert "stack 'prod' (stacks/Pulumi.prod.yaml:18:5)" in validate.output
+    assert not run.step("Pulumi preview").ran
