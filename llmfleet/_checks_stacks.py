@@ -5,10 +5,10 @@ Two stacks deployed to one engine must not both publish an address (the front pr
 same name: the second `pulumi up` fails halfway ("port is already allocated", "Conflict. The
 container name ... is already in use"), or worse, one stack's Ollama removes the other's models.
 The engine is the host's `docker:` endpoint; a host without one is the local engine of whoever
-deploys, so every such host of every stack is one engine (the default socket written out,
-`unix:///var/run/docker.sock`, is that engine too; `ssh://` endpoints are compared by host and
-port, whatever the user). Endpoints are compared as written: two spellings of one machine are
-not recognised.
+deploys (DOCKER_HOST or the default socket), so every such host of every stack is one engine.
+`ssh://` and `tcp://` endpoints are compared by host and port (whoever logs in), others as
+written: two spellings of one machine (a name and its address, the default socket written out
+beside a host without `docker:`) are not recognised.
 
 Names come from `_docker_names`, the module the components name things with. The cache volumes
 (Hugging Face, vLLM, GGUF) are shared on purpose by the servers of a host and are not claimed.
@@ -35,13 +35,12 @@ if TYPE_CHECKING:
     from ._load import Fleet
 
 LOCAL_ENGINE = "local"
-_DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 _HOSTS, _PROVIDERS, _GATEWAY = "llmfleet:hosts", "llmfleet:providers", "llmfleet:gateway"
 
 
 def engine_of(docker: str | None) -> str:
     """Which Docker engine a host's `docker:` endpoint names, normalised for comparison."""
-    if docker is None or docker == _DEFAULT_SOCKET:
+    if docker is None:
         return LOCAL_ENGINE
     parts = urlsplit(docker)
     if parts.scheme in ("ssh", "tcp") and parts.hostname:

@@ -111,7 +111,10 @@ def test_addresses_clash_on_one_port_when_their_ips_overlap(tmp_path: Path, dev:
     "dev,prod,clash",
     [
         ("", "  llmfleet:hosts: {gpu-1: {docker: 'ssh://ops@gpu-1'}}\n", False),
-        ("  llmfleet:hosts: {box: {docker: 'unix:///var/run/docker.sock'}}\n", "", True),  # the local engine
+        # Endpoints as written: the default socket spelled out is not known to be the local engine.
+        ("  llmfleet:hosts: {box: {docker: 'unix:///var/run/docker.sock'}}\n", "", False),
+        ("  llmfleet:hosts: {a: {docker: 'unix:///var/run/docker.sock'}}\n",
+         "  llmfleet:hosts: {b: {docker: 'unix:///var/run/docker.sock'}}\n", True),
         ("  llmfleet:hosts: {a: {docker: 'ssh://ops@gpu-1'}}\n", "  llmfleet:hosts: {b: {docker: 'ssh://gpu-1:22'}}\n",
          True),  # the same machine, whoever logs in
         ("  llmfleet:hosts: {a: {docker: 'ssh://gpu-1'}}\n", "  llmfleet:hosts: {b: {docker: 'ssh://gpu-2'}}\n", False),
@@ -124,7 +127,8 @@ def test_only_stacks_on_one_engine_are_compared(tmp_path: Path, dev: str, prod: 
 
 
 def test_engines_are_compared_by_endpoint() -> None:
-    assert engine_of(None) == engine_of("unix:///var/run/docker.sock") == "local"
+    assert engine_of(None) == "local"
+    assert engine_of("unix:///var/run/docker.sock") == "unix:///var/run/docker.sock"
     assert engine_of("ssh://ops@GPU-1") == engine_of("ssh://gpu-1:22") == "ssh://gpu-1:22"
     assert engine_of("tcp://10.0.0.5") == "tcp://10.0.0.5:2375"
     assert engine_of("unix:///run/user/1000/docker.sock") == "unix:///run/user/1000/docker.sock"
