@@ -9,6 +9,7 @@ import pulumi
 import pulumi_docker as docker
 
 from llmfleet import Host
+from llmfleet._docker_names import network_name, volume_name
 
 from .docker_engine_check import DockerEngineCheck, DockerEngineCheckArgs
 from .server_container import FileBind, Mount
@@ -51,7 +52,6 @@ class DockerHost(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: DockerHostArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("llmfleet:index:DockerHost", name, {}, opts)
-        prefix = f"llmfleet-{args.stack}"
         # No explicit provider for a host without an endpoint: the default one honours DOCKER_HOST.
         self.provider = (
             docker.Provider(
@@ -67,14 +67,19 @@ class DockerHost(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         child = pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[self.engine_check])
-        self.network = docker.Network(f"{name}-network", docker.NetworkArgs(name=prefix, driver="bridge"), opts=child)
+        network = docker.NetworkArgs(name=network_name(args.stack), driver="bridge")
+        self.network = docker.Network(f"{name}-network", network, opts=child)
         # Caches survive `pulumi destroy`: re-downloading weights costs hours, not seconds.
         keep = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(retain_on_delete=True))
-        self.hf_cache = docker.Volume(f"{name}-hf-cache", docker.VolumeArgs(name=f"{prefix}-hf-cache"), opts=keep)
-        self.vllm_cache = docker.Volume(f"{name}-vllm-cache", docker.VolumeArgs(name=f"{prefix}-vllm-cache"), opts=keep)
+
+        def cache(what: str) -> docker.Volume:
+            return docker.Volume(f"{name}-{what}", docker.VolumeArgs(name=volume_name(args.stack, what)), opts=keep)
+
+        self.hf_cache = cache("hf-cache")
+        self.vllm_cache = cache("vllm-cache")
         gguf_volume = None
         if not args.host.gguf_dir:
-            gguf_volume = docker.Volume(f"{name}-gguf", docker.VolumeArgs(name=f"{prefix}-gguf"), opts=keep).name
+            gguf_volume = cache("gguf").name
         self.gguf = gguf_mount(args.host, gguf_volume)
         self.network_name = self.network.name
         self.register_outputs({"network": self.network_name})

@@ -21,6 +21,7 @@ from llmfleet import (
     probe_targets,
     render_gateway_config,
 )
+from llmfleet._docker_names import FRONT_PROXY
 from llmfleet._front_proxy import FrontProxySettings
 from llmfleet._stack import set_secret_command
 
@@ -98,7 +99,7 @@ def deploy_fleet(fleet: Fleet, secrets: FleetSecrets, project_dir: Path) -> Depl
 
     gw = hosts[gateway_host]
     front_proxy = FrontProxy(
-        "front",
+        FRONT_PROXY,
         FrontProxyArgs(
             image=settings.images.haproxy,
             placement=Placement(

@@ -10,6 +10,7 @@ import pulumi
 import pulumi_docker as docker
 
 from llmfleet import OllamaProvider
+from llmfleet._docker_names import volume_name
 
 from .docker_host import gguf_binds
 from .ollama_model import OllamaModel, OllamaModelArgs
@@ -66,7 +67,7 @@ class OllamaServer(ServerComponent):
         placement = args.placement
         volume = docker.Volume(
             f"{name}-models",
-            docker.VolumeArgs(name=f"llmfleet-{placement.stack}-{name}-models"),
+            docker.VolumeArgs(name=volume_name(placement.stack, f"{name}-models")),
             opts=pulumi.ResourceOptions(
                 parent=self, provider=placement.provider, retain_on_delete=True, depends_on=placement.after_ready()
             ),

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_docker as docker
 
+from llmfleet._docker_names import container_name
+
 # Labels every container carries, so `docker ps --filter label=llmfleet.stack=prod` finds a fleet.
 LABEL_PREFIX = "llmfleet"
 
@@ -232,10 +234,6 @@ class Placement:
     def after_ready(self) -> list[pulumi.Resource]:
         """`depends_on` for every resource created on the host."""
         return [self.ready] if self.ready else []
-
-
-def container_name(stack: str, provider: str) -> str:
-    return f"llmfleet-{stack}-{provider}"
 
 
 def server_container(

@@ -23,6 +23,7 @@ from ._checks_placement import placement, ports, reserved_names
 from ._checks_routes import aliases, context_window_fallbacks, fallbacks
 from ._checks_secrets import secrets
 from ._checks_sources import gguf_files, ollama_cloud_names, ollama_sources
+from ._checks_stacks import shared_engine
 from ._errors import Problem
 from ._stack import StackSettings
 from ._yaml import SourceMap
@@ -38,6 +39,7 @@ CHECKS: tuple[Callable[[CheckContext], None], ...] = (
     placement,
     reserved_names,
     ports,
+    shared_engine,
     gpu_budget,
     images,
     secrets,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ._catalog import ExternalProvider
 from ._checks_context import CheckContext, closest
+from ._docker_names import FRONT_PROXY, container_name
 from ._front_proxy import FRONT_ALIAS, GATEWAY_ALIAS
 
 
@@ -66,6 +67,12 @@ def reserved_names(ctx: CheckContext) -> None:
             ctx.error(ctx.cat, ("providers", reserved),
                       f"'{reserved}' is a network alias llmfleet uses for the gateways and their front proxy",
                       "reserved-name", "Rename the provider.")  # fmt: skip
+    # Server containers are llmfleet-<stack>-<provider>: a provider named as the front proxy would
+    # take its container's name.
+    if FRONT_PROXY in ctx.catalog.local_providers():
+        ctx.error(ctx.cat, ("providers", FRONT_PROXY),
+                  f"'{FRONT_PROXY}' would name its container {container_name(ctx.name, FRONT_PROXY)}, the name of the "
+                  "gateway's front proxy", "reserved-name", "Rename the provider.")  # fmt: skip
 
 
 def ports(ctx: CheckContext) -> None:

@@ -243,10 +243,20 @@ def _validate(args: argparse.Namespace) -> int:
                     "directory: run it from the project directory, or pass --project-dir <dir>.")  # fmt: skip
         print(f"{where}: no Pulumi.<stack>.yaml files found. {hint}", file=sys.stderr)
         return 1
+    from ._checks_stacks import AcrossStacks
+
+    across = AcrossStacks(args.project_dir, stacks)
     failed = False
     for stack in stacks:
         fleet = _load(args.project_dir, stack, args.format, warnings=True)
         if fleet is None:
+            failed = True
+            continue
+        clashes = across.problems(fleet)
+        if clashes:
+            _report(clashes, args.format, sys.stderr)
+            print(f"stack '{stack}': {count(len(clashes), 'error')} with another stack on one Docker engine.",
+                  file=sys.stderr)  # fmt: skip
             failed = True
             continue
         names = len(declared_models(fleet.catalog))

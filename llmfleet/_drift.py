@@ -151,6 +151,14 @@ async def check_backend(http: httpx.AsyncClient, name: str, provider: Any, url: 
     return result
 
 
+def not_published(stack: str, name: str, kind: str) -> CheckResult:
+    """A backend `--backends` was asked to check that the stack does not publish where checks run."""
+    return CheckResult(name, kind, None, Verdict.NOT_PUBLISHED,
+                       detail=f"this check cannot reach it: set `llmfleet:providers.{name}.publish: true` in "
+                       f"stacks/Pulumi.{stack or '<stack>'}.yaml (its port on 127.0.0.1 of the gateway's host) and "
+                       "run the check on that host, or check without --backends")  # fmt: skip
+
+
 def backend_urls(fleet: Fleet) -> dict[str, str | None]:
     """Where each provisioned backend is reachable from where the check runs, if anywhere:
     a remote host's published port, or an opted-in loopback port on the gateway's host."""
@@ -185,12 +193,8 @@ async def _check_once(
             late = f"not finished within the whole check's {duration(limits.deadline)} deadline"
             results = [CheckResult("gateway", "litellm", url, Verdict.UNREACHABLE, detail=late)]
             results += [CheckResult(n, p.kind, u, Verdict.UNREACHABLE, detail=late) for n, p, u in targets if u]
-    skipped = [
-        CheckResult(n, p.kind, None, Verdict.NOT_CHECKED,
-                    detail=f"not published where this check runs (set llmfleet:providers.{n}.publish: true)")
-        for n, p, u in targets if not u
-    ]  # fmt: skip
-    return Report(stack, url, declared, results + skipped, seconds=time.perf_counter() - started)
+    unpublished = [not_published(stack, n, p.kind) for n, p, u in targets if not u]
+    return Report(stack, url, declared, results + unpublished, seconds=time.perf_counter() - started)
 
 
 async def check_declared(
@@ -225,7 +229,9 @@ async def check_declared(
         report.attempts = attempts
         if progress:
             progress(report)
-        if report.exit_code == 0 or time.monotonic() + poll_interval >= end:
+        # Waiting publishes nothing: a report whose only gaps are unpublished backends is final.
+        settled = all(c.verdict is Verdict.NOT_PUBLISHED for c in report.checks if c.verdict is not Verdict.IN_SYNC)
+        if settled or time.monotonic() + poll_interval >= end:
             report.seconds = time.perf_counter() - started
             return report
         await asyncio.sleep(poll_interval)

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from ._catalog import Catalog, ExternalProvider, OllamaProvider, deployment_id
-from ._drift import backend_urls
+from ._drift import backend_urls, not_published
 from ._http import Failed, Limits, client, excerpt, key_problem, redact, request
 from ._load import Fleet
 from ._report import CheckResult, Report, Verdict
@@ -213,11 +213,7 @@ async def probe_declared(
         results = await _bounded(coros, late, limits.deadline)
     names, direct = results[: len(chosen)], results[len(chosen) :]
     _explain(names, chosen, direct)
-    unpublished = [
-        CheckResult(n, p.kind, None, Verdict.NOT_CHECKED,
-                    detail=f"not published where this check runs (set llmfleet:providers.{n}.publish: true)")
-        for n, p, u in backends if not u
-    ]  # fmt: skip
+    unpublished = [not_published(stack, n, p.kind) for n, p, u in backends if not u]
     checks = sorted(names + skipped, key=lambda c: c.target) + direct + unpublished
     declared = sorted(t.name for t in targets)
     return Report(stack, url, declared, checks, seconds=time.perf_counter() - started, command="probe")

@@ -20,11 +20,14 @@ class Verdict(StrEnum):
     UNREACHABLE = "unreachable"
     UNAUTHORIZED = "unauthorized"
     BAD_RESPONSE = "bad response"
-    NOT_CHECKED = "not checked"  # a backend not reachable from here by design, an external name not probed
+    NOT_CHECKED = "not checked"  # probe: a name served only by external (paid) providers, not asked for
+    # --backends: a backend the stack does not publish where the check runs. Could not check (exit 1):
+    # a check asked for and not done is never a pass.
+    NOT_PUBLISHED = "not published"
 
     @property
     def could_not_check(self) -> bool:
-        return self in (Verdict.UNREACHABLE, Verdict.UNAUTHORIZED, Verdict.BAD_RESPONSE)
+        return self in (Verdict.UNREACHABLE, Verdict.UNAUTHORIZED, Verdict.BAD_RESPONSE, Verdict.NOT_PUBLISHED)
 
     @property
     def failing(self) -> bool:

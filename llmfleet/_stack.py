@@ -37,7 +37,8 @@ class Host(_Strict):
 
 class Placement(_Strict):
     host: HostName | None = None
-    # Opt-in: publish the backend's port on loopback (on the gateway's host) for debugging.
+    # Opt-in: publish the backend's port on loopback (on the gateway's host), where `drift --backends`,
+    # `probe --backends` and debugging reach it.
     publish: Annotated[bool, Field(examples=[True])] = False
 
 

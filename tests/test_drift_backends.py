@@ -140,12 +140,42 @@ def test_ollama_with_no_models_answers_null_and_that_is_empty(project: Path, ser
     assert "    qwen2.5:0.5b: not pulled on ollama" in out.splitlines()
 
 
-def test_unpublished_backends_are_reported_not_checked(tmp_path: Path, servers: list[StandIn], capsys) -> None:
-    project = write_project(tmp_path / "q", catalog([s.port for s in servers[1:]]))
-    code, out, _ = drift(project, servers[0].url, capsys)
-    assert code == 0
-    assert "  vllm [vllm]: not checked: not published where this check runs (set llmfleet:providers.vllm.publish: " \
-           "true)" in out.splitlines()  # fmt: skip
+ONLY_VLLM_PUBLISHED = BASE_STACK + "  llmfleet:providers:\n    vllm: {publish: true}\n"
+
+
+def test_unpublished_backends_could_not_be_checked_and_say_what_to_set(
+    tmp_path: Path, servers: list[StandIn], capsys
+) -> None:
+    # --backends asks for every backend; one the stack does not publish is a check not done: exit 1,
+    # "could not check", naming each and the key that makes it checkable (it was "not checked", exit 0).
+    project = write_project(tmp_path / "q", catalog([s.port for s in servers[1:]]), ONLY_VLLM_PUBLISHED)
+    code, out, err = drift(project, servers[0].url, capsys)
+    assert (code, err) == (1, "")
+    fix = (
+        "this check cannot reach it: set `llmfleet:providers.{}.publish: true` in stacks/Pulumi.test.yaml (its "
+        "port on 127.0.0.1 of the gateway's host) and run the check on that host, or check without --backends"
+    )
+    assert out.splitlines()[0].startswith(f"stack 'test': could not check (gateway {servers[0].url}, ")
+    assert out.splitlines()[1:] == [
+        "  gateway [litellm]: in sync",
+        "  vllm [vllm]: in sync",
+        f"  ollama [ollama]: not published: {fix.format('ollama')}",
+        f"  native [llama_cpp]: not published: {fix.format('native')}",
+        f"  python [llama_cpp_python]: not published: {fix.format('python')}",
+    ]
+    code, out, _ = drift(project, servers[0].url, capsys, "--format", "junit")
+    suite = ET.fromstring(out)
+    assert (code, suite.get("errors"), suite.get("skipped")) == (1, "3", "0")
+    # Drift found where it could look still wins: exit 2.
+    servers[2].routes["/v1/models"] = json_route(openai_models(["something-else"]))
+    assert drift(project, servers[0].url, capsys)[0] == 2
+    # Waiting publishes nothing: --wait returns after the first attempt instead of polling to its end.
+    servers[2].routes["/v1/models"] = json_route(openai_models(["qwen-coder"]))
+    code, out, _ = drift(project, servers[0].url, capsys, "--wait", "30")
+    assert code == 1 and "(gateway " in out and ", 1 attempt in " in out.splitlines()[0]
+    # Without --backends nothing changes: the gateway alone, in sync, exit 0.
+    code = main(["--project-dir", str(project), "drift", "--stack", "test", "--url", servers[0].url])
+    assert (code, capsys.readouterr().out.splitlines()[1:]) == (0, ["  gateway [litellm]: in sync"])
 
 
 def test_wait_polls_until_in_sync(project: Path, servers: list[StandIn], capsys) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import llmfleet
 from llmfleet import Limits, ProbeTarget, Verdict, probe_declared, probe_targets
 
-from .fleetdir import fleet_of
+from .fleetdir import BASE_STACK, fleet_of
 from .standins import Route, json_route, standins
 
 KEY = "sk-probe-0a1b2c3d4e"
@@ -133,3 +133,31 @@ def test_the_whole_probe_keeps_its_deadline(tmp_path: Path) -> None:
     assert took < 3
     assert {c.verdict for c in report.checks} == {Verdict.UNREACHABLE}
     assert all("not finished within the whole check's 1 s deadline" in c.detail for c in report.checks)
+
+
+def test_backends_it_cannot_reach_are_could_not_check_naming_what_to_set(tmp_path: Path) -> None:
+    # `--backends` with Ollama not published where the probe runs: every name answers through the
+    # gateway, llama-server answers directly, and the probe still exits 1, naming Ollama and the key.
+    with standins(2) as (gateway, native):
+        catalog = CATALOG.replace("alias: gemma}", f"alias: gemma, port: {native.port}}}")
+        stack = BASE_STACK + "  llmfleet:providers:\n    native: {publish: true}\n"
+        fleet = fleet_of(catalog, tmp_path, stack)
+        answers = {"chat": "gemma@native", "gemma": "gemma@native", "qwen2.5:0.5b": "qwen2.5:0.5b@ollama"}
+        gateway.posts["/v1/chat/completions"] = lambda body: litellm_answer(answers[body["model"]], body["model"])
+        native.posts["/v1/chat/completions"] = lambda body: json_route({"choices": [{"message": {"content": "x"}}]})
+        limits = Limits(timeout=2, retries=0, deadline=5)
+        report = asyncio.run(llmfleet.probe(fleet, gateway.url, KEY, backends=True, limits=limits))
+        without = asyncio.run(llmfleet.probe(fleet, gateway.url, KEY, limits=limits))
+    checks = {c.target: c for c in report.checks}
+    assert {n: c.verdict for n, c in checks.items()} == {
+        "chat": Verdict.ANSWERS, "cheap": Verdict.NOT_CHECKED, "gemma": Verdict.ANSWERS,
+        "gpt-oss:20b-cloud": Verdict.NOT_CHECKED, "qwen2.5:0.5b": Verdict.ANSWERS,
+        "native": Verdict.ANSWERS, "ollama": Verdict.NOT_PUBLISHED,
+    }  # fmt: skip
+    assert checks["ollama"].detail == (
+        "this check cannot reach it: set `llmfleet:providers.ollama.publish: true` in stacks/Pulumi.test.yaml "
+        "(its port on 127.0.0.1 of the gateway's host) and run the check on that host, or check without --backends"
+    )
+    assert (report.exit_code, report.summary) == (1, "could not check")
+    # Without --backends, as before: external names not probed are no reason to fail.
+    assert (without.exit_code, without.summary) == (0, "every name answers")

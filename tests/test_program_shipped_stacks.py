@@ -146,11 +146,23 @@ def test_every_backend_has_a_healthcheck_and_is_waited_for(run: Run) -> None:
         assert inputs["waitTimeout"] >= 120
 
 
-def test_no_port_is_published_but_the_front_proxys_on_the_gateway_address(run: Run, fleet: llmfleet.Fleet) -> None:
+def test_the_front_proxy_on_the_gateway_address_and_each_backend_where_drift_asks_it(
+    run: Run, fleet: llmfleet.Fleet
+) -> None:
+    # The shipped stacks publish every backend on loopback, so the scheduled `drift --backends` and
+    # `probe --backends` (run on the Docker host) check each one; the gateway publishes nothing.
     published = {name: inputs["ports"] for name, inputs in containers(run).items() if inputs.get("ports")}
+    backends = llmfleet.backend_urls(fleet)
+    assert all(backends.values()) and set(backends) == set(fleet.catalog.local_providers())
     assert published == {
-        "front": [{"internal": 8080, "external": fleet.stack.gateway.port, "ip": fleet.stack.gateway.bind}]
+        "front": [{"internal": 8080, "external": fleet.stack.gateway.port, "ip": fleet.stack.gateway.bind}],
+        **{
+            name: [{"internal": p.listen_port, "external": p.listen_port, "ip": "127.0.0.1"}]
+            for name, p in fleet.catalog.local_providers().items()
+        },
     }
+    assert all(backends[name] == f"http://127.0.0.1:{int(ports[0]['external'])}"
+               for name, ports in published.items() if name != "front")  # fmt: skip
 
 
 def test_gateway_config_names_equal_the_declared_set(run: Run, fleet: llmfleet.Fleet) -> None:

@@ -12,16 +12,20 @@ are stubs on PATH that record what they were asked; the scripts themselves are r
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import yaml
+
+import llmfleet
 
 from .actionlint_build import ensure_built as ensure_actionlint
 
@@ -43,7 +47,7 @@ def workflow(name: str) -> dict:
 def test_workflows_pass_actionlint_with_shellcheck() -> None:
     result = actionlint(PROJECT, "-verbose")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Linting 3 files" in result.stderr
+    assert "Linting 4 files" in result.stderr
     assert 'Rule "shellcheck" was disabled' not in result.stderr  # it ran over every `run:` script
 
 
@@ -60,7 +64,9 @@ def test_actionlint_does_catch_mistakes(tmp_path: Path) -> None:
 
 
 def test_the_ci_scripts_pass_shellcheck() -> None:
-    scripts = [PROJECT / ".ci" / name for name in ("run", "setup", "system-packages", "model-diff", "master-key")]
+    scripts = [
+        PROJECT / ".ci" / name for name in ("run", "setup", "system-packages", "model-diff", "master-key", "install")
+    ]
     result = subprocess.run(["shellcheck", *map(str, scripts)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout
 
@@ -193,19 +199,27 @@ def recorded(log: Path) -> list[str]:
 
 def test_preview_validates_comments_the_model_diff_and_previews_each_stack() -> None:
     jobs = workflow("preview")["jobs"]
-    runs = [s.get("run", "") for s in steps(jobs["test"])]
-    assert "bash .ci/system-packages" in runs
-    assert any(r.startswith("sudo ") and r.endswith("bash .ci/run") for r in runs)
+    assert list(jobs) == ["preview"]  # the project's own tests are tests.yml's, never waited for
     preview = jobs["preview"]
-    assert preview["strategy"]["matrix"]["stack"] == ["dev", "prod"]
+    assert "needs" not in preview
+    assert [entry["stack"] for entry in preview["strategy"]["matrix"]["include"]] == ["dev", "prod"]
     runs = "\n".join(s.get("run", "") for s in steps(preview))
     assert "llmfleet validate" in runs and '.ci/model-diff "$STACK"' in runs
     pulumi = next(s for s in steps(preview) if s.get("uses", "").startswith("pulumi/actions@"))
     assert pulumi["with"]["command"] == "preview" and pulumi["with"]["comment-on-pr"] is True
 
 
+def test_the_projects_own_tests_run_ci_run_in_a_workflow_of_their_own() -> None:
+    jobs = workflow("tests")["jobs"]
+    assert list(jobs) == ["test"]
+    runs = [s.get("run", "") for s in steps(jobs["test"])]
+    assert "bash .ci/system-packages" in runs
+    assert any(r.startswith("sudo ") and r.endswith("bash .ci/run") for r in runs)
+    assert jobs["test"]["runs-on"] == "ubuntu-latest"  # GitHub's image: setup-python has builds for it
+
+
 def test_the_test_job_caches_each_build_keyed_like_its_own_cache() -> None:
-    job = workflow("preview")["jobs"]["test"]
+    job = workflow("tests")["jobs"]["test"]
     caches = {s["name"]: s["with"] for s in steps(job) if s.get("uses", "").startswith("actions/cache@")}
     engine = caches["Cache the Pulumi engine and actionlint"]
     # tests/engine_build.py keys its directory by every file under tools/engine and the Go version.
@@ -391,9 +405,10 @@ def drift_world(tmp_path: Path, stack_output: str, refresh_code: int) -> tuple[P
     )
     llmfleet = 'echo "$1 key=${LITELLM_MASTER_KEY:+set}" >> "$STUB_LOG"; exit 0'
     stub(workspace / ".venv" / "bin", "llmfleet", llmfleet)
-    # The install step: setup-python's python makes the virtualenv, pip fills it (both recorded).
-    stub(bin_dir, "python", "exit 0")
-    stub(workspace / ".venv" / "bin", "pip", "exit 0")
+    # The install step (.ci/install, real): the runner's python3 makes the virtualenv, the
+    # virtualenv's pip fills it (both recorded).
+    stub(bin_dir, "python3", "exit 0")
+    stub(workspace / ".venv" / "bin", "python", "exit 0")
     return workspace, log, [bin_dir]
 
 
@@ -428,3 +443,166 @@ def test_drift_without_a_readable_key_still_checks_what_it_can(tmp_path: Path) -
     assert run.step("Container drift").code == 0
     # drift and probe run and say, themselves, that they had no key (exit 1, "could not check").
     assert checks_run(log) == ["drift key=", "probe key="]
+
+
+def test_drift_installs_with_the_runners_python3(tmp_path: Path) -> None:
+    workspace, log, path = drift_world(tmp_path, "echo sk-hourly-1234", refresh_code=0)
+    job = {**workflow("drift")["jobs"]["drift"]}
+    job["env"] = {**job["env"], "STUB_LOG": str(log)}
+    run = run_job(job, workspace, DRIFT_CONTEXT, path)
+    assert run.step("Install").code == 0, run.step("Install").output
+    pip = "-m pip install --quiet --disable-pip-version-check"
+    assert [line for line in recorded(log) if line.startswith("python")] == [
+        "python3 -c import sys; sys.exit(sys.version_info < (3, 11))",
+        "python3 -c import ensurepip, venv",
+        "python3 -m venv .venv",
+        f"python {pip} -r requirements.txt -c constraints.txt",  # the virtualenv's python
+        f"python {pip} --no-deps -e .",
+    ]
+    assert not run.failed
+
+
+# --- The fleet's workflows: a team's CI ------------------------------------------------------------
+
+FLEET_WORKFLOWS = [("preview", "preview"), ("deploy", "up"), ("drift", "drift")]
+RUNS_ON = (
+    "${{ fromJSON(matrix.runner || vars.LLMFLEET_RUNNER || "
+    'format(\'["self-hosted", "llmfleet-{0}"]\', matrix.stack)) }}'
+)
+
+
+@pytest.mark.parametrize("name,job", FLEET_WORKFLOWS)
+def test_each_stack_runs_on_its_own_runner(name: str, job: str) -> None:
+    spec = workflow(name)["jobs"][job]
+    # LLMFLEET_RUNNER_<STACK>, else LLMFLEET_RUNNER (one runner for all), else llmfleet-<stack>.
+    assert spec["runs-on"] == RUNS_ON
+    assert spec["strategy"]["matrix"] == {
+        "include": [
+            {"stack": stack, "runner": f"${{{{ vars.LLMFLEET_RUNNER_{stack.upper()} }}}}"}
+            for stack in llmfleet.stack_names(PROJECT)
+        ]
+    }
+
+
+@pytest.mark.parametrize("name,job", FLEET_WORKFLOWS)
+def test_the_fleets_workflows_need_no_setup_action_and_no_test_suite(name: str, job: str) -> None:
+    spec = workflow(name)["jobs"][job]
+    used = [s["uses"].split("@")[0] for s in steps(spec) if "uses" in s]
+    # Debian self-hosted runners: actions/setup-python has no builds for them (README, "CI in 15 minutes").
+    assert not {"actions/setup-python", "actions/setup-go"} & set(used)
+    runs = "\n".join(s.get("run", "") for s in steps(spec))
+    assert ".ci/install" in runs and ".ci/run" not in runs and "pytest" not in runs
+    assert "needs" not in spec
+    assert spec["timeout-minutes"] <= (120 if name == "deploy" else 20)  # deploy: image pulls and builds
+
+
+def install_world(root: Path, python3: str | None) -> tuple[Path, Path, list[Path]]:
+    """A checkout and a runner whose python3 answers as `python3` says (None: no python3 at all)."""
+    workspace = root / "checkout"
+    shutil.copytree(PROJECT / ".ci", workspace / ".ci")
+    log, bin_dir = root / "log", root / "bin"
+    bin_dir.mkdir(parents=True)
+    if python3 is not None:
+        stub(bin_dir, "python3", python3)
+    # `python3 -m venv DIR` makes DIR/bin/python, whose pip only records.
+    venv = 'if [ "$1 $2" = "-m venv" ]; then mkdir -p "$3/bin"; cp "$0.pip" "$3/bin/python"; fi'
+    if python3 is not None:
+        (bin_dir / "python3").write_text((bin_dir / "python3").read_text() + venv + "\n")
+        (bin_dir / "python3.pip").write_text('#!/bin/bash\necho "$0 $*" >> "$STUB_LOG"\n')
+        (bin_dir / "python3.pip").chmod(0o755)
+    return workspace, log, [bin_dir]
+
+
+INSTALL = {"name": "Install", "run": ".ci/install --policy"}
+
+
+def test_install_makes_both_virtualenvs_with_the_runners_python3(tmp_path: Path) -> None:
+    workspace, log, path = install_world(tmp_path, "")
+    run = run_job({"env": {"STUB_LOG": str(log)}, "steps": [INSTALL]}, workspace, {}, path)
+    assert run.step("Install").code == 0, run.step("Install").output
+    pip = "-m pip install --quiet --disable-pip-version-check"
+    assert [line.replace(str(workspace) + "/", "") for line in recorded(log)] == [
+        "python3 -c import sys; sys.exit(sys.version_info < (3, 11))",
+        "python3 -c import ensurepip, venv",
+        "python3 -m venv .venv",
+        f".venv/bin/python {pip} -r requirements.txt -c constraints.txt",
+        f".venv/bin/python {pip} --no-deps -e .",
+        "python3 -m venv policy/venv",
+        f"policy/venv/bin/python {pip} -r policy/requirements.txt -c constraints.txt",
+    ]
+
+
+@pytest.mark.parametrize(
+    "python3,message",
+    [
+        # None: not on PATH (the real /usr/bin/python3 is, so the runner's is named by PYTHON instead).
+        (None, "::error::no python3.99 on this runner: install Python 3.11 or later (Debian/Ubuntu: apt-get install "
+               "python3 python3-venv)"),
+        ('[ "$1" = --version ] && { echo "Python 3.9.2"; exit 0; }; [ "$1" = -c ] && exit 1',
+         "::error::Python 3.9.2 is older than llmfleet needs (3.11): install a newer python3 on the runner, or set "
+         "PYTHON to one"),
+        # Debian's python3 without python3-venv: no ensurepip.
+        ('[ "$1" = -c ] && [[ "$2" == *ensurepip* ]] && exit 1; [ "$1" = -c ] && exit 0',
+         "::error::python3 cannot make virtualenvs (no venv/ensurepip): on Debian/Ubuntu, apt-get install "
+         "python3-venv"),
+    ],
+)  # fmt: skip
+def test_install_says_what_the_runner_is_missing(tmp_path: Path, python3: str | None, message: str) -> None:
+    workspace, log, path = install_world(tmp_path, python3)
+    env = {"STUB_LOG": str(log), **({"PYTHON": "python3.99"} if python3 is None else {})}
+    run = run_job({"env": env, "steps": [INSTALL]}, workspace, {}, path)
+    step = run.step("Install")
+    assert step.code == 1
+    assert step.output.strip().splitlines()[-1] == message
+    assert not (workspace / ".venv").exists()
+
+
+def test_a_catalog_change_previews_with_the_runners_python3_and_validates_against_the_other_stacks(
+    tmp_path: Path,
+) -> None:
+    # The preview job as a self-hosted runner runs it: `.ci/install` with the runner's python3 (a
+    # stub whose virtualenv's llmfleet is this checkout's), then validate and the model diff for real.
+    checkout = tmp_path / "work" / "llmfleet"
+    checkout.mkdir(parents=True)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=checkout, check=True)
+    for part in ("config", "stacks", ".ci"):
+        shutil.copytree(PROJECT / part, checkout / part)
+    subprocess.run([*git, "add", "."], cwd=checkout, check=True)
+    subprocess.run([*git, "commit", "-qm", "base"], cwd=checkout, check=True)
+    base = subprocess.run(["git", "rev-parse", "HEAD"], cwd=checkout, capture_output=True, text=True).stdout.strip()
+    bin_dir, log = tmp_path / "bin", tmp_path / "log"
+    llmfleet_cmd = f'#!/bin/bash\nPYTHONPATH={PROJECT} exec {sys.executable} -m llmfleet "$@"\n'
+    stub(bin_dir, "python3",
+         '[ "$1 $2" = "-m venv" ] && mkdir -p "$3/bin" && printf \'#!/bin/bash\\nexit 0\\n\' > "$3/bin/python" '
+         f'&& chmod +x "$3/bin/python" && printf %s {shlex.quote(llmfleet_cmd)} > "$3/bin/llmfleet" '
+         '&& chmod +x "$3/bin/llmfleet"; exit 0')  # fmt: skip
+    job = {**workflow("preview")["jobs"]["preview"]}
+    job["env"] = {**job["env"], "STUB_LOG": str(log)}
+    context = {"matrix.stack": "dev", "github.event.pull_request.base.sha": base, "vars.PULUMI_BACKEND_URL": "",
+               "secrets.PULUMI_ACCESS_TOKEN": "", "secrets.PULUMI_CONFIG_PASSPHRASE": ""}  # fmt: skip
+
+    # A PR that adds an alias: installed, valid, and the diff names it.
+    dev = checkout / "config" / "dev.yaml"
+    dev.write_text(dev.read_text().replace("aliases:\n", "aliases:\n    added-in-the-pr: qwen2.5:0.5b\n", 1))
+    subprocess.run([*git, "commit", "-qam", "alias"], cwd=checkout, check=True)
+    started = time.monotonic()
+    run = run_job(job, checkout, context, [bin_dir])
+    assert [(s.name, s.code) for s in run.steps if s.code is not None] == [
+        ("Install", 0), ("Validate", 0), ("Model diff against the base branch", 0)
+    ], [s.output for s in run.steps]  # fmt: skip
+    assert time.monotonic() - started < 60
+    diff = (checkout.parent / f"runner-temp-{checkout.name}" / "model-diff.md").read_text()
+    assert "added-in-the-pr" in diff
+    assert run.step("Pulumi preview").ran  # a `uses:` step: recorded, not run
+
+    # A PR that moves dev's gateway onto prod's address: validate --stack dev fails, annotated in dev's file.
+    stack = checkout / "stacks" / "Pulumi.dev.yaml"
+    stack.write_text(stack.read_text().replace("port: 4001\n", "port: 4000\n"))
+    run = run_job(job, checkout, context, [bin_dir])
+    validate = run.step("Validate")
+    assert validate.code == 1
+    assert "::error file=stacks/Pulumi.dev.yaml,line=14,col=5::config['llmfleet:gateway'].port: the gateway " \
+           "publishes 127.0.0.1:4000 on the local Docker engine" in validate.output  # fmt: skip
+    assert "stack 'prod' (stacks/Pulumi.prod.yaml:18:5)" in validate.output
+    assert not run.step("Pulumi preview").ran
