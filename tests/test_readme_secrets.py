@@ -124,12 +124,12 @@ def test_pulumi_s_own_hint_for_a_missing_key_is_caught_and_undone(project: Path)
 
 def test_a_key_set_without_path_is_caught_and_undone(project: Path) -> None:
     env = 'export PULUMI_BACKEND_URL="file://$PWD/.pulumi-state" PULUMI_CONFIG_PASSPHRASE=p; mkdir -p .pulumi-state\n'
-    without_path = "pulumi config set llmfleet:gateway.port 4001 --stack prod"
+    without_path = "pulumi config set llmfleet:gateway.port 4010 --stack prod"
     assert shell(env + "pulumi stack init prod\n" + without_path, project, stdin="").returncode == 0
     validate = shell(".venv/bin/llmfleet validate --stack prod", project, stdin="")
     [fix] = re.findall(r"Run: (.*) \(set-without-path\)$", validate.stderr, re.MULTILINE)
     assert shell(env + fix, project, stdin="").returncode == 0
     stack = yaml.safe_load((project / "stacks" / "Pulumi.prod.yaml").read_text())
-    assert stack["config"]["llmfleet:gateway"]["port"] == 4001 and "llmfleet:gateway.port" not in stack["config"]
+    assert stack["config"]["llmfleet:gateway"]["port"] == 4010 and "llmfleet:gateway.port" not in stack["config"]
     after = shell(".venv/bin/llmfleet validate --stack prod", project, stdin="")
     assert " error" not in after.stderr, after.stderr
