@@ -132,7 +132,7 @@ def _server(
         return VllmServer(
             name,
             VllmServerArgs(provider, images.vllm or "", placement, host.hf_cache.name, host.vllm_cache.name,
-                           secrets.hf_token),
+                           secrets.hf_token, host.gguf),
         )  # fmt: skip
     if isinstance(provider, LlamaCppProvider):
         return LlamaCppServer(

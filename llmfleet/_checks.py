@@ -22,7 +22,7 @@ from ._checks_names import groups, served_names
 from ._checks_placement import placement, ports, reserved_names
 from ._checks_routes import aliases, context_window_fallbacks, fallbacks
 from ._checks_secrets import secrets
-from ._checks_sources import gguf_files, ollama_cloud_names, ollama_sources
+from ._checks_sources import gguf_files, gguf_paths, ollama_cloud_names, ollama_sources
 from ._errors import Problem
 from ._stack import StackSettings
 from ._yaml import SourceMap
@@ -43,6 +43,7 @@ CHECKS: tuple[Callable[[CheckContext], None], ...] = (
     secrets,
     ollama_cloud_names,
     ollama_sources,
+    gguf_paths,
     gguf_files,
 )
 

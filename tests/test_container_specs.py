@@ -12,7 +12,7 @@ from components.llama_cpp import llama_server_command
 from components.llama_cpp_python import build_triggers, llama_cpp_python_env
 from components.ollama import ollama_spec
 from components.server_container import FileBind, Mount, go_duration, gpu_request
-from components.vllm import vllm_command, vllm_spec
+from components.vllm import HF_CACHE, VLLM_CACHE, vllm_command, vllm_spec
 from llmfleet._front_proxy import DRAIN_S, READY_FOR_S
 
 
@@ -30,6 +30,21 @@ def test_vllm_command_passes_every_knob_and_the_served_name() -> None:
     assert spec.ipc_host and spec.wait_timeout_s >= 900
     assert spec.envs() == ["HF_HOME=/root/.cache/huggingface", "NVIDIA_VISIBLE_DEVICES=0,1"]
     assert "http://127.0.0.1:8001/health" in spec.healthcheck.tests[1]
+
+
+def test_vllm_serves_a_model_directory_or_gguf_from_the_operators_directory() -> None:
+    operators = Mount("/models", host_path="/srv/models", read_only=True)
+    local = llmfleet.VllmProvider(kind="vllm", model="/models/Qwen2.5-7B-AWQ", served_name="q", gpus="all")
+    spec = vllm_spec(local, "hf", "vc", operators)
+    assert vllm_command(local)[0] == "/models/Qwen2.5-7B-AWQ"
+    assert spec.mounts == [Mount(HF_CACHE, volume="hf"), Mount(VLLM_CACHE, volume="vc"), operators]
+    # The directory itself is bound too: Docker refuses a missing source at create time, by name.
+    assert spec.binds == [FileBind(source="/srv/models/Qwen2.5-7B-AWQ", target="/models/Qwen2.5-7B-AWQ")]
+    # A Hugging Face id keeps the container it had: no GGUF directory mounted.
+    hub = llmfleet.VllmProvider(kind="vllm", model="Qwen/Qwen2.5-7B-Instruct", served_name="q", gpus="all")
+    spec = vllm_spec(hub, "hf", "vc", operators)
+    assert [m.container_path for m in spec.mounts] == [HF_CACHE, VLLM_CACHE]
+    assert spec.binds == []
 
 
 def test_llama_server_always_gets_alias_port_and_layers() -> None:
