@@ -12,6 +12,7 @@ import pulumi
 from llmfleet import (
     ExternalProvider,
     Fleet,
+    Images,
     LlamaCppProvider,
     LlamaCppPythonProvider,
     OllamaProvider,
@@ -115,6 +116,13 @@ def deploy_fleet(fleet: Fleet, secrets: FleetSecrets, project_dir: Path) -> Depl
     return DeployedFleet(gateway, front_proxy, hosts, servers, endpoints)
 
 
+def _ref(images: Images, kind: str) -> str:
+    """A pulled image's reference (validation has refused a missing one, and builds are only for
+    llama-cpp-python)."""
+    ref = images.ref(kind)
+    return ref if isinstance(ref, str) else ""
+
+
 def _server(
     name: str,
     provider: object,
@@ -127,18 +135,18 @@ def _server(
     images = fleet.stack.images
     if isinstance(provider, OllamaProvider):
         docker_host = fleet.stack.hosts[placement.host].docker
-        return OllamaServer(name, OllamaServerArgs(provider, images.ollama or "", placement, docker_host, host.gguf))
+        return OllamaServer(name, OllamaServerArgs(provider, _ref(images, "ollama"), placement, docker_host, host.gguf))
     if isinstance(provider, VllmProvider):
         return VllmServer(
             name,
-            VllmServerArgs(provider, images.vllm or "", placement, host.hf_cache.name, host.vllm_cache.name,
+            VllmServerArgs(provider, _ref(images, "vllm"), placement, host.hf_cache.name, host.vllm_cache.name,
                            secrets.hf_token, host.gguf),
         )  # fmt: skip
     if isinstance(provider, LlamaCppProvider):
         return LlamaCppServer(
-            name, LlamaCppServerArgs(provider, images.llama_cpp or "", placement, host.hf_cache.name, host.gguf,
+            name, LlamaCppServerArgs(provider, _ref(images, "llama_cpp"), placement, host.hf_cache.name, host.gguf,
                                      secrets.hf_token)
         )  # fmt: skip
     assert isinstance(provider, LlamaCppPythonProvider)
-    image = images.llama_cpp_python or ""
+    image = images.ref("llama_cpp_python") or ""
     return LlamaCppPythonServer(name, LlamaCppPythonServerArgs(provider, image, placement, host.gguf, project_dir))

@@ -2,7 +2,7 @@
 
 Each check appends every problem it finds (never stops at the first) with the key path of the
 offending value, so one run of `validate` shows the user everything to fix.
-Rules that are warnings (reported, exit 0): missing-secret, vllm-without-gpu,
+Rules that are warnings (reported, exit 0): missing-secret, gguf-without-dir, gpu-with-cpu-image,
 fallback-repeat, context-window-not-larger.
 
 The checks live in one module per area (`_checks_<area>.py`); each is a plain function of a
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from ._catalog import Catalog
 from ._checks_context import CheckContext, closest, closest_name, gateway_names
 from ._checks_gpus import gpu_budget
-from ._checks_images import images
+from ._checks_images import gpu_images, images
 from ._checks_names import groups, served_names
 from ._checks_placement import placement, ports, reserved_names
 from ._checks_routes import aliases, context_window_fallbacks, fallbacks
@@ -40,6 +40,7 @@ CHECKS: tuple[Callable[[CheckContext], None], ...] = (
     ports,
     gpu_budget,
     images,
+    gpu_images,
     secrets,
     ollama_cloud_names,
     ollama_sources,

@@ -108,3 +108,26 @@ def test_a_broken_catalog_stops_the_program_with_its_problems(monkeypatch: pytes
     with pytest.raises(Exception, match=r"config/catalog.yaml:\d+:\d+: error: providers.vllm.served_name: 'q\*' is a "
                                         r"wildcard[\s\S]*llmfleet validate --stack dev"):  # fmt: skip
         run_program("dev", {"llmfleet:masterKey": "k"}, ["llmfleet:masterKey"], monkeypatch=monkeypatch)
+
+
+def test_an_image_said_to_run_on_cpu_is_pulled_by_its_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `{image: ..., cpu: true}` only tells the checks; the server runs the reference, without GPUs.
+    catalog = "providers:\n  vllm:\n    kind: vllm\n    model: /models/qwen-awq\n    served_name: qwen\n"
+    stack = BASE_STACK.replace(
+        "    vllm: vllm/vllm-openai:v0.18.0\n", "    vllm: {image: 'vllm/vllm-cpu:v0.18.0', cpu: true}\n"
+    )
+    stack += "  llmfleet:hosts: {local: {gguf_dir: /srv/models}}\n"
+    fleet = llmfleet.load_fleet(write_project(tmp_path, catalog, stack), "test")
+    secrets = FleetSecrets(master_key="sk-x-123456")
+    run = run_program("test", {}, [], program=lambda: deploy_fleet(fleet, secrets, tmp_path), monkeypatch=monkeypatch)
+    assert run.one("docker:index/remoteImage:RemoteImage", "vllm-image").inputs["name"] == "vllm/vllm-cpu:v0.18.0"
+    container = run.one(CONTAINER, "vllm-container").inputs
+    assert "gpus" not in container and "deviceRequests" not in container
+    # The model directory under /models is the host's gguf_dir, mounted, and the directory itself bound.
+    volumes = {(v["containerPath"], v.get("hostPath"), v.get("readOnly")) for v in container["volumes"]}
+    assert ("/models", "/srv/models", True) in volumes
+    assert [(m["target"], m["source"], m["type"]) for m in container["mounts"]] == [
+        ("/models/qwen-awq", "/srv/models/qwen-awq", "bind")
+    ]
