@@ -22,6 +22,7 @@ from llmfleet import (
     probe_targets,
     render_gateway_config,
 )
+from llmfleet._checks_gpus import shares_beside
 from llmfleet._front_proxy import FrontProxySettings
 from llmfleet._stack import set_secret_command
 
@@ -32,7 +33,7 @@ from .gateway import READY_PORT as GATEWAY_READY_PORT
 from .gateway import Gateway, GatewayArgs
 from .llama_cpp import LlamaCppServer, LlamaCppServerArgs
 from .llama_cpp_python import LlamaCppPythonServer, LlamaCppPythonServerArgs
-from .ollama import OllamaServer, OllamaServerArgs
+from .ollama import GpuMemory, OllamaServer, OllamaServerArgs
 from .server_container import Placement
 from .vllm import VllmServer, VllmServerArgs
 
@@ -134,8 +135,12 @@ def _server(
 ) -> Server:
     images = fleet.stack.images
     if isinstance(provider, OllamaProvider):
-        docker_host = fleet.stack.hosts[placement.host].docker
-        return OllamaServer(name, OllamaServerArgs(provider, _ref(images, "ollama"), placement, docker_host, host.gguf))
+        settings = fleet.stack.hosts[placement.host]
+        memory = (GpuMemory(settings.gpu_memory_gib, shares_beside(fleet.catalog, fleet.stack, name))
+                  if settings.gpu_memory_gib else None)  # fmt: skip
+        return OllamaServer(
+            name, OllamaServerArgs(provider, _ref(images, "ollama"), placement, settings.docker, host.gguf, memory)
+        )
     if isinstance(provider, VllmProvider):
         return VllmServer(
             name,

@@ -3,7 +3,7 @@
 Each check appends every problem it finds (never stops at the first) with the key path of the
 offending value, so one run of `validate` shows the user everything to fix.
 Rules that are warnings (reported, exit 0): missing-secret, gguf-without-dir, gpu-with-cpu-image,
-fallback-repeat, context-window-not-larger.
+gpu-budget-not-applied, fallback-repeat, context-window-not-larger.
 
 The checks live in one module per area (`_checks_<area>.py`); each is a plain function of a
 `CheckContext`. To add one, write it in its area's module and list it in `CHECKS` below: problems
@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from ._catalog import Catalog
 from ._checks_context import CheckContext, closest, closest_name, gateway_names
-from ._checks_gpus import gpu_budget
+from ._checks_gpus import budgets_applied, gpu_budget
 from ._checks_images import gpu_images, images
 from ._checks_names import groups, served_names
 from ._checks_placement import placement, ports, reserved_names
@@ -39,6 +39,7 @@ CHECKS: tuple[Callable[[CheckContext], None], ...] = (
     reserved_names,
     ports,
     gpu_budget,
+    budgets_applied,
     images,
     gpu_images,
     secrets,

@@ -33,6 +33,9 @@ class Host(_Strict):
     address: str | None = None
     # Host directory with GGUF files, mounted read-only at /models; default a named volume.
     gguf_dir: str | None = None
+    # Memory of each of the host's GPUs, in GiB: what turns an Ollama server's gpu_memory_budget
+    # (a fraction) into the bytes Ollama is told to leave alone (OLLAMA_GPU_OVERHEAD).
+    gpu_memory_gib: Annotated[float, Field(gt=0, strict=True, allow_inf_nan=False)] | None = None
 
 
 class Placement(_Strict):

@@ -296,3 +296,19 @@ def test_a_cpu_key_is_true_or_false_and_ollama_takes_a_reference_only(tmp_path: 
         "4:5 error schema-string-type | config['llmfleet:images'].ollama: expected a name (text), got a map.",
         "5:45 error schema-bool-type | config['llmfleet:images'].vllm.cpu: expected true or false, got the text 'yes'.",
     ]
+
+
+@pytest.mark.parametrize(
+    ("written", "says"),
+    [
+        ("true", "expected a number, got the boolean true"),
+        ("'80'", "expected a number, got the text '80'"),
+        ("0", "must be greater than 0"),
+        (".inf", "expected a finite number"),
+    ],
+)
+def test_a_hosts_gpu_memory_is_a_number_of_gib_never_a_boolean_or_text(tmp_path: Path, written: str, says: str):
+    stack = BASE_STACK + f"  llmfleet:hosts: {{local: {{gpu_memory_gib: {written}}}}}\n"
+    [problem] = problems(tmp_path, stack)
+    assert problem.startswith("13:28 error schema-") and "config['llmfleet:hosts'].local.gpu_memory_gib: " in problem
+    assert says in problem
