@@ -86,12 +86,13 @@ def ollama_sources(ctx: CheckContext) -> None:
 def model_files(pname: str, p: LocalProvider) -> list[tuple[KeyPath, str]]:
     """Every path to a file (or, for vLLM, a directory) of model weights that a provider's server
     reads in its container, with where the catalog writes it. A vLLM `model` is a path only when
-    absolute; otherwise it is a Hugging Face id."""
+    absolute or relative to a directory (`./`, `../`, `~/`: vLLM would not find those either);
+    otherwise it is a Hugging Face id."""
     if isinstance(p, LlamaCppProvider | LlamaCppPythonProvider):
         return [(("providers", pname, "gguf"), p.gguf)] if p.gguf else []
     if isinstance(p, OllamaProvider):
         return [(("providers", pname, "models", i, "gguf"), m.gguf) for i, m in enumerate(p.models) if m.gguf]
-    return [(("providers", pname, "model"), p.model)] if p.model.startswith("/") else []
+    return [(("providers", pname, "model"), p.model)] if p.model.startswith(("/", "./", "../", "~/")) else []
 
 
 def in_container(path: str) -> str | None:

@@ -125,6 +125,16 @@ class Images(_Strict):
     # The front proxy: Docker's official HAProxy image, LTS branch.
     haproxy: ImageRef = "haproxy:3.0.5"
 
+    @field_validator("ollama", mode="before")
+    @classmethod
+    def _ollama_reference_only(cls, value: object) -> object:
+        if isinstance(value, dict) and "image" in value:
+            raise ValueError(
+                "Ollama's one image serves on CPU and GPU alike, so it takes no settings: "
+                f"give the reference only (ollama: {value['image']})"
+            )
+        return value
+
     def ref(self, kind: str) -> str | BuildSpec | None:
         """The image a kind's servers run: a reference, or the build that makes it."""
         image = getattr(self, kind)
