@@ -313,3 +313,22 @@ def test_a_hosts_gpu_memory_is_a_number_of_gib_never_a_boolean_or_text(tmp_path:
     [problem] = problems(tmp_path, stack)
     assert problem.startswith("13:28 error schema-") and "config['llmfleet:hosts'].local.gpu_memory_gib: " in problem
     assert says in problem
+
+
+def test_the_share_beside_an_ollama_server_is_taken_on_the_gpu_it_shares_least(tmp_path: Path) -> None:
+    from llmfleet._checks_gpus import shares_beside
+
+    catalog = """\
+providers:
+  listed: {kind: ollama, models: [a], gpus: [0, 1], gpu_memory_budget: 0.2}
+  every: {kind: ollama, port: 11435, models: [b], gpus: all, gpu_memory_budget: 0.1}
+  vllm: {kind: vllm, model: org/m, served_name: v, gpus: [0], gpu_memory_utilization: 0.5}
+  cpp: {kind: llama_cpp, hf: org/r, alias: c, gpus: [1], gpu_memory_budget: 0.3}
+  cpu: {kind: llama_cpp, port: 8081, hf: org/r, alias: d, gpu_memory_budget: 0.4}
+"""
+    fleet = llmfleet.load_fleet(write_project(tmp_path, catalog, BASE_STACK), "test")
+    # GPU 0: vllm 0.5 + every 0.1; GPU 1: cpp 0.3 + every 0.1: the least is GPU 1's 0.4 (a server
+    # without GPUs counts nowhere).
+    assert shares_beside(fleet.catalog, fleet.stack, "listed") == pytest.approx(0.4)
+    # `gpus: all` may include a GPU nobody lists: only servers on every GPU count.
+    assert shares_beside(fleet.catalog, fleet.stack, "every") == 0.0
