@@ -110,7 +110,15 @@ def budgets_applied(ctx: CheckContext) -> None:
             )
             continue
         host = ctx.stack.host_of(pname)
-        if isinstance(p, OllamaProvider) and p.gpus is not None:
+        if p.gpus is None:
+            ctx.warn(
+                ctx.cat,
+                path,
+                "budgets no GPU: without `gpus` the server runs on CPU, so the budget applies to nothing",
+                "gpu-budget-not-applied",
+                "Give the server `gpus`, or remove gpu_memory_budget.",
+            )
+        elif isinstance(p, OllamaProvider):
             if host in ctx.stack.hosts and ctx.stack.hosts[host].gpu_memory_gib is None:
                 ctx.warn(
                     ctx.cat,

@@ -69,6 +69,7 @@ _BACKENDS = {
 }
 # The project's own CUDA build of llama-cpp-python (docker/llama-cpp-python-cuda).
 CUDA_BUILD = "docker/llama-cpp-python-cuda"
+CUDA_IMAGE = "llmfleet/llama-cpp-python-cuda"
 
 
 def _name_and_tag(ref: str) -> tuple[str, str]:
@@ -96,6 +97,9 @@ def needs_gpu(kind: str, image: str | BuildSpec) -> str | None:
     )
     if kind == "llama_cpp_python" and isinstance(image, BuildSpec) and cuda_build:
         return f"the image built from {image.build} is llama-cpp-python compiled for CUDA"
+    if kind == "llama_cpp_python" and isinstance(image, str) and _name_and_tag(image)[0] == CUDA_IMAGE:
+        # The tag the remote-build hint has users build by hand and name.
+        return f"{CUDA_IMAGE} is built from {CUDA_BUILD}, llama-cpp-python compiled for CUDA"
     return None
 
 

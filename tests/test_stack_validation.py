@@ -257,8 +257,11 @@ def with_image(kind: str, image: str) -> str:
          "llama-cpp-python compiled for CUDA. Set `gpus: all` or a list of device ids; or, if the image does run on "
          "CPU, say so in the stack: llmfleet:images.llama_cpp_python: "
          "`{build: docker/llama-cpp-python-cuda, tag: fleet/lcp:1, cpu: true}`."),
+        (LLAMA_CPP_PYTHON, "llama_cpp_python", "llmfleet/llama-cpp-python-cuda:0.3.16",
+         "llmfleet/llama-cpp-python-cuda is built from docker/llama-cpp-python-cuda, llama-cpp-python compiled "
+         "for CUDA."),
     ],
-    ids=["cuda", "cuda13", "rocm", "vulkan-digest", "intel", "musa", "cuda-build"],
+    ids=["cuda", "cuda13", "rocm", "vulkan-digest", "intel", "musa", "cuda-build", "cuda-build-by-hand"],
 )  # fmt: skip
 def test_a_gpu_image_without_a_gpu_is_an_error_whose_hint_is_the_way_out(
     tmp_path: Path, catalog: str, kind: str, image: str, says: str
