@@ -115,7 +115,7 @@ def cpu_only(kind: str, image: str | BuildSpec) -> str | None:
     return None
 
 
-def _says_cpu(kind: str, written: object) -> str:
+def _says_cpu(written: object) -> str:
     """The stack's image entry rewritten to say that the image runs on CPU."""
     if isinstance(written, BuildSpec):
         keys = written.model_dump(exclude_defaults=True)
@@ -140,7 +140,7 @@ def gpu_images(ctx: CheckContext) -> None:
                 f"declares no GPU, but its image {_shown(image)} needs one: {why}",
                 "gpu-image-without-gpu",
                 "Set `gpus: all` or a list of device ids; or, if the image does run on CPU, say so in the stack: "
-                f"llmfleet:images.{p.kind}: `{_says_cpu(p.kind, getattr(images, p.kind))}`.",
+                f"llmfleet:images.{p.kind}: `{_says_cpu(getattr(images, p.kind))}`.",
             )
         elif p.gpus is not None and (why := cpu_only(p.kind, image)):
             ctx.warn(
