@@ -12,6 +12,7 @@ import pulumi
 from llmfleet import (
     ExternalProvider,
     Fleet,
+    Images,
     LlamaCppProvider,
     LlamaCppPythonProvider,
     OllamaProvider,
@@ -21,6 +22,7 @@ from llmfleet import (
     probe_targets,
     render_gateway_config,
 )
+from llmfleet._checks_gpus import shares_beside
 from llmfleet._docker_names import FRONT_PROXY
 from llmfleet._front_proxy import FrontProxySettings
 from llmfleet._stack import set_secret_command
@@ -32,7 +34,7 @@ from .gateway import READY_PORT as GATEWAY_READY_PORT
 from .gateway import Gateway, GatewayArgs
 from .llama_cpp import LlamaCppServer, LlamaCppServerArgs
 from .llama_cpp_python import LlamaCppPythonServer, LlamaCppPythonServerArgs
-from .ollama import OllamaServer, OllamaServerArgs
+from .ollama import GpuMemory, OllamaServer, OllamaServerArgs
 from .server_container import Placement
 from .vllm import VllmServer, VllmServerArgs
 
@@ -127,6 +129,13 @@ def deploy_fleet(fleet: Fleet, secrets: FleetSecrets, project_dir: Path) -> Depl
     return DeployedFleet(gateway, front_proxy, hosts, servers, endpoints)
 
 
+def _ref(images: Images, kind: str) -> str:
+    """A pulled image's reference (validation has refused a missing one, and builds are only for
+    llama-cpp-python)."""
+    ref = images.ref(kind)
+    return ref if isinstance(ref, str) else ""
+
+
 def _server(
     name: str,
     provider: object,
@@ -138,19 +147,23 @@ def _server(
 ) -> Server:
     images = fleet.stack.images
     if isinstance(provider, OllamaProvider):
-        docker_host = fleet.stack.hosts[placement.host].docker
-        return OllamaServer(name, OllamaServerArgs(provider, images.ollama or "", placement, docker_host, host.gguf))
+        settings = fleet.stack.hosts[placement.host]
+        memory = (GpuMemory(settings.gpu_memory_gib, shares_beside(fleet.catalog, fleet.stack, name))
+                  if settings.gpu_memory_gib else None)  # fmt: skip
+        return OllamaServer(
+            name, OllamaServerArgs(provider, _ref(images, "ollama"), placement, settings.docker, host.gguf, memory)
+        )
     if isinstance(provider, VllmProvider):
         return VllmServer(
             name,
-            VllmServerArgs(provider, images.vllm or "", placement, host.hf_cache.name, host.vllm_cache.name,
-                           secrets.hf_token),
+            VllmServerArgs(provider, _ref(images, "vllm"), placement, host.hf_cache.name, host.vllm_cache.name,
+                           secrets.hf_token, host.gguf),
         )  # fmt: skip
     if isinstance(provider, LlamaCppProvider):
         return LlamaCppServer(
-            name, LlamaCppServerArgs(provider, images.llama_cpp or "", placement, host.hf_cache.name, host.gguf,
+            name, LlamaCppServerArgs(provider, _ref(images, "llama_cpp"), placement, host.hf_cache.name, host.gguf,
                                      secrets.hf_token)
         )  # fmt: skip
     assert isinstance(provider, LlamaCppPythonProvider)
-    image = images.llama_cpp_python or ""
+    image = images.ref("llama_cpp_python") or ""
     return LlamaCppPythonServer(name, LlamaCppPythonServerArgs(provider, image, placement, host.gguf, project_dir))

@@ -26,17 +26,46 @@ from .server_container import (
 )
 
 MODELS_DIR = "/root/.ollama"
+GIB = 2**30
 
 
-def ollama_spec(p: OllamaProvider, models_volume: pulumi.Input[str], gguf: Mount | None = None) -> ContainerSpec:
-    """The server's container. The GGUF directory is mounted only when a model is created from a
-    file in it, so fleets that only pull keep the container they had."""
-    files = [m.gguf for m in p.models if m.gguf]
+@dataclass(frozen=True)
+class GpuMemory:
+    """What holds an Ollama server to its gpu_memory_budget: each GPU's memory (the host's
+    gpu_memory_gib) and the share the other servers on its GPUs declare (at least)."""
+
+    gib: float
+    beside: float = 0.0
+
+
+def gpu_overhead(budget: float, memory: GpuMemory) -> int:
+    """OLLAMA_GPU_OVERHEAD, in bytes: what Ollama leaves alone on each GPU. Ollama 0.14.1 subtracts
+    it from each GPU's *free* memory whenever it places a model (server/sched.go, llm/server.go:
+    free - overhead - the backend's minimum), and free memory already excludes what the other
+    servers hold; so reserving what no declared share claims, (1 - budget - beside) x memory, leaves
+    Ollama at most its budget while the others hold theirs. Never negative."""
+    return max(0, round((1 - budget - memory.beside) * memory.gib * GIB))
+
+
+def ollama_env(p: OllamaProvider, memory: GpuMemory | None = None) -> dict[str, str]:
     env = {"OLLAMA_HOST": f"0.0.0.0:{p.listen_port}"}
     if p.context_length:
         env["OLLAMA_CONTEXT_LENGTH"] = str(p.context_length)
     if p.parallel:
         env["OLLAMA_NUM_PARALLEL"] = str(p.parallel)
+    if p.gpus is not None and p.gpu_memory_budget is not None and memory is not None:
+        env["OLLAMA_GPU_OVERHEAD"] = str(gpu_overhead(p.gpu_memory_budget, memory))
+    return env
+
+
+def ollama_spec(
+    p: OllamaProvider, models_volume: pulumi.Input[str], gguf: Mount | None = None, memory: GpuMemory | None = None
+) -> ContainerSpec:
+    """The server's container. The GGUF directory is mounted only when a model is created from a
+    file in it, so fleets that only pull keep the container they had. With the host's GPU memory
+    known, the gpu_memory_budget becomes a limit Ollama applies (OLLAMA_GPU_OVERHEAD)."""
+    files = [m.gguf for m in p.models if m.gguf]
+    env = ollama_env(p, memory)
     return ContainerSpec(
         kind="ollama",
         port=p.listen_port,
@@ -57,6 +86,7 @@ class OllamaServerArgs:
     placement: Placement
     docker_host: str | None  # for the pulls, which run `docker exec` against this host
     gguf: Mount | None = None  # the host's GGUF directory, for models created from a file
+    memory: GpuMemory | None = None  # the host's GPU memory, when declared: the budget becomes a limit
 
 
 class OllamaServer(ServerComponent):
@@ -73,7 +103,7 @@ class OllamaServer(ServerComponent):
             ),
         )
         image = pulled_image(name, args.image, placement, self)
-        spec = ollama_spec(args.provider, volume.name, args.gguf)
+        spec = ollama_spec(args.provider, volume.name, args.gguf, args.memory)
         self._serve(name, spec, image.image_id, placement, args.provider.served_names)
         # Pull only once the server is healthy (the container waits for its healthcheck): an
         # ordering through depends_on alone. The container's name is passed as the plain,

@@ -57,6 +57,7 @@ _EXPORTS = {
     "Host": "_stack",
     "Images": "_stack",
     "Placement": "_stack",
+    "ServerImage": "_stack",
     "StackSettings": "_stack",
 }
 _RENAMED = {"check_drift": "check"}
@@ -85,6 +86,7 @@ __all__ = [
     "Problem",
     "Report",
     "Routes",
+    "ServerImage",
     "StackSettings",
     "Verdict",
     "VllmProvider",
@@ -147,4 +149,4 @@ if _TYPE_CHECKING:  # what type checkers and IDEs see
     from ._probe import ProbeTarget, probe, probe_declared, probe_targets
     from ._project import stack_names
     from ._report import CheckResult, Report, Verdict
-    from ._stack import BuildSpec, Gateway, Host, Images, Placement, StackSettings
+    from ._stack import BuildSpec, Gateway, Host, Images, Placement, ServerImage, StackSettings

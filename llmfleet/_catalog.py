@@ -121,7 +121,9 @@ def _ollama_ref(ref: str) -> str:
 
 
 def _ollama_gguf(path: str) -> str:
-    if not (path.startswith("/models/") and path.endswith(".gguf")) or any(c.isspace() for c in path):
+    # Whether the path is under the container's /models is checked with the stack (gguf-not-mounted),
+    # whose gguf_dir turns a host path into the one to write.
+    if not path.endswith(".gguf") or any(c.isspace() for c in path):
         raise ValueError(
             f"'{path}' is not a .gguf file under /models: give its path in the container, "
             "/models/<file>.gguf (the host's gguf_dir is mounted at /models)"

@@ -2,8 +2,8 @@
 
 Each check appends every problem it finds (never stops at the first) with the key path of the
 offending value, so one run of `validate` shows the user everything to fix.
-Rules that are warnings (reported, exit 0): missing-secret, vllm-without-gpu,
-fallback-repeat, context-window-not-larger.
+Rules that are warnings (reported, exit 0): missing-secret, gguf-without-dir, gpu-with-cpu-image,
+gpu-budget-not-applied, fallback-repeat, context-window-not-larger.
 
 The checks live in one module per area (`_checks_<area>.py`); each is a plain function of a
 `CheckContext`. To add one, write it in its area's module and list it in `CHECKS` below: problems
@@ -16,13 +16,13 @@ from collections.abc import Callable
 
 from ._catalog import Catalog
 from ._checks_context import CheckContext, closest, closest_name, gateway_names
-from ._checks_gpus import gpu_budget
-from ._checks_images import images
+from ._checks_gpus import budgets_applied, gpu_budget
+from ._checks_images import gpu_images, images
 from ._checks_names import groups, served_names
 from ._checks_placement import placement, ports, reserved_names
 from ._checks_routes import aliases, context_window_fallbacks, fallbacks
 from ._checks_secrets import secrets
-from ._checks_sources import gguf_files, ollama_cloud_names, ollama_sources
+from ._checks_sources import gguf_files, gguf_paths, ollama_cloud_names, ollama_sources
 from ._checks_stacks import shared_engine
 from ._errors import Problem
 from ._stack import StackSettings
@@ -41,10 +41,13 @@ CHECKS: tuple[Callable[[CheckContext], None], ...] = (
     ports,
     shared_engine,
     gpu_budget,
+    budgets_applied,
     images,
+    gpu_images,
     secrets,
     ollama_cloud_names,
     ollama_sources,
+    gguf_paths,
     gguf_files,
 )
 

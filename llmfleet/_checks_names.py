@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from ._catalog import WILDCARD, VllmProvider
+from ._catalog import WILDCARD
 from ._checks_context import CheckContext, closest
 from ._errors import KeyPath
 
@@ -29,14 +29,6 @@ def served_names(ctx: CheckContext) -> None:
                     "wildcard-model",
                     "List each model name explicitly.",
                 )
-        if isinstance(provider, VllmProvider) and provider.gpus is None:
-            ctx.warn(
-                ctx.cat,
-                ("providers", pname),
-                "vLLM has no GPU; the vllm-openai image needs one",
-                "vllm-without-gpu",
-                "Set `gpus: all` or a list of device ids.",
-            )
     groups = ctx.catalog.routes.groups
     for name, where in servers.items():
         if len(where) < 2:

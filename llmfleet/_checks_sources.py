@@ -3,17 +3,22 @@ serve, and that a model file has a way onto its host."""
 
 from __future__ import annotations
 
+import posixpath
 from urllib.parse import urlsplit
 
 from ._catalog import (
     ExternalProvider,
     LlamaCppProvider,
     LlamaCppPythonProvider,
+    LocalProvider,
     OllamaProvider,
     ollama_listed_name,
 )
 from ._checks_context import CheckContext
 from ._errors import KeyPath
+
+# Where every server container sees the host's gguf_dir (components/docker_host.py mounts it).
+GGUF_DIR = "/models"
 
 # Ollama's own API host: it serves its cloud models by their names without the `-cloud` suffix.
 OLLAMA_CLOUD_HOSTS = {"ollama.com", "www.ollama.com"}
@@ -78,15 +83,74 @@ def ollama_sources(ctx: CheckContext) -> None:
                 first[key] = m.name
 
 
+def model_files(pname: str, p: LocalProvider) -> list[tuple[KeyPath, str]]:
+    """Every path to a file (or, for vLLM, a directory) of model weights that a provider's server
+    reads in its container, with where the catalog writes it. A vLLM `model` is a path only when
+    absolute or relative to a directory (`./`, `../`, `~/`: vLLM would not find those either);
+    otherwise it is a Hugging Face id."""
+    if isinstance(p, LlamaCppProvider | LlamaCppPythonProvider):
+        return [(("providers", pname, "gguf"), p.gguf)] if p.gguf else []
+    if isinstance(p, OllamaProvider):
+        return [(("providers", pname, "models", i, "gguf"), m.gguf) for i, m in enumerate(p.models) if m.gguf]
+    return [(("providers", pname, "model"), p.model)] if p.model.startswith(("/", "./", "../", "~/")) else []
+
+
+def in_container(path: str) -> str | None:
+    """The path relative to /models when the container sees it there, else None."""
+    normal = posixpath.normpath(path)
+    return normal.removeprefix(f"{GGUF_DIR}/") if normal.startswith(f"{GGUF_DIR}/") else None
+
+
+def gguf_paths(ctx: CheckContext) -> None:
+    """A model path outside /models names nothing the container has: the host's gguf_dir is the
+    only host directory mounted, at /models, so a host path (`/srv/models/x.gguf`) passes every
+    other check and the server then never becomes healthy. When the path is under the host's
+    gguf_dir, the hint is the exact path to write."""
+    for pname, p in ctx.catalog.local_providers().items():
+        host = ctx.stack.host_of(pname)
+        gguf_dir = ctx.stack.hosts[host].gguf_dir if host in ctx.stack.hosts else None
+        for path, value in model_files(pname, p):
+            if in_container(value) is not None:
+                continue
+            name = posixpath.basename(posixpath.normpath(value)) or "<file>"
+            on_host = _under(value, gguf_dir) if gguf_dir else None
+            if gguf_dir and on_host:
+                hint = (
+                    f"Write the path the container sees: {GGUF_DIR}/{on_host} "
+                    f"(llmfleet:hosts.{host}.gguf_dir, {gguf_dir}, is mounted read-only at {GGUF_DIR})."
+                )
+            elif gguf_dir:
+                hint = (
+                    f"Put it in llmfleet:hosts.{host}.gguf_dir ({gguf_dir}, mounted read-only at {GGUF_DIR}) "
+                    f"and write the path the container sees: {GGUF_DIR}/{name}."
+                )
+            else:
+                hint = (
+                    f"Put it in a directory on host '{host}', name that directory in the stack as "
+                    f"llmfleet:hosts.{host}.gguf_dir (mounted read-only at {GGUF_DIR}), "
+                    f"and write the path the container sees: {GGUF_DIR}/{name}."
+                )
+            ctx.error(
+                ctx.cat,
+                path,
+                f"'{value}' is not under {GGUF_DIR}, the one directory of host files the {p.kind} container sees: "
+                "the server would not find it",
+                "gguf-not-mounted",
+                hint,
+            )  # fmt: skip
+
+
+def _under(path: str, directory: str) -> str | None:
+    """`path` relative to the host directory `directory`, when inside it."""
+    normal, base = posixpath.normpath(path), posixpath.normpath(directory)
+    return normal.removeprefix(f"{base}/") if normal.startswith(f"{base}/") and base != "/" else None
+
+
 def gguf_files(ctx: CheckContext) -> None:
-    """A GGUF path on a host without `gguf_dir` is read from a named volume that starts empty:
+    """A model path on a host without `gguf_dir` is read from a named volume that starts empty:
     nothing llmfleet does puts the file there, so the server would wait out its health check."""
     for pname, p in ctx.catalog.local_providers().items():
-        files: list[tuple[KeyPath, str]] = []
-        if isinstance(p, LlamaCppProvider | LlamaCppPythonProvider) and p.gguf:
-            files.append((("providers", pname, "gguf"), p.gguf))
-        if isinstance(p, OllamaProvider):
-            files += [(("providers", pname, "models", i, "gguf"), m.gguf) for i, m in enumerate(p.models) if m.gguf]
+        files = [(path, f) for path, f in model_files(pname, p) if in_container(f) is not None]
         host = ctx.stack.host_of(pname)
         if not files or host not in ctx.stack.hosts or ctx.stack.hosts[host].gguf_dir:
             continue

@@ -9,9 +9,19 @@ and `drift` work without the Pulumi CLI, and so errors point at lines. Secret va
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, StringConstraints, Tag, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    StrictBool,
+    StringConstraints,
+    Tag,
+    field_validator,
+)
 
 from ._catalog import EnvVarName, Port, ProviderName
 from ._urls import gateway_url_problem
@@ -33,6 +43,9 @@ class Host(_Strict):
     address: str | None = None
     # Host directory with GGUF files, mounted read-only at /models; default a named volume.
     gguf_dir: str | None = None
+    # Memory of each of the host's GPUs, in GiB: what turns an Ollama server's gpu_memory_budget
+    # (a fraction) into the bytes Ollama is told to leave alone (OLLAMA_GPU_OVERHEAD).
+    gpu_memory_gib: Annotated[float, Field(gt=0, strict=True, allow_inf_nan=False, examples=[80])] | None = None
 
 
 class Placement(_Strict):
@@ -80,23 +93,69 @@ class BuildSpec(_Strict):
     ) = None
     # How long `pulumi up` waits for the build before failing it.
     timeout_minutes: Annotated[int, Field(ge=1, le=24 * 60, examples=[120])] = 120
+    # The built image runs its server on CPU: a provider without `gpus` is then not a mistake.
+    cpu: StrictBool = False
+
+
+class ServerImage(_Strict):
+    """An image reference with what the checks cannot know from its name: `cpu: true` says the
+    image runs its server on CPU, so a provider without `gpus` using a GPU image is meant."""
+
+    image: ImageRef
+    cpu: StrictBool = False
+
+
+def _image_form(value: Any) -> str:
+    """Which form an image is written in, so that a mistake is reported against that form only:
+    a map with `build` is a build, any other map a reference with settings, the rest a reference.
+    (The tags are class names, never keys of the data: error locations drop them.)"""
+    if isinstance(value, dict):
+        return "BuildSpec" if "build" in value else "ServerImage"
+    if isinstance(value, BuildSpec | ServerImage):
+        return type(value).__name__
+    return "ImageRef"
+
+
+ServerImageRef = Annotated[
+    Annotated[ImageRef, Tag("ImageRef")] | Annotated[ServerImage, Tag("ServerImage")], Discriminator(_image_form)
+]
+BuiltImageRef = Annotated[
+    Annotated[ImageRef, Tag("ImageRef")]
+    | Annotated[ServerImage, Tag("ServerImage")]
+    | Annotated[BuildSpec, Tag("BuildSpec")],
+    Discriminator(_image_form),
+]
 
 
 class Images(_Strict):
+    # Ollama's one image serves on CPU and GPU alike: a plain reference only.
     ollama: ImageRef | None = None
-    vllm: ImageRef | None = None
-    llama_cpp: ImageRef | None = None
-    # An image to pull, or one to build: only the form written is validated, and reported.
-    llama_cpp_python: (
-        Annotated[
-            Annotated[ImageRef, Tag("<image>")] | Annotated[BuildSpec, Tag("<build>")],
-            Discriminator(lambda v: "<build>" if isinstance(v, dict | BuildSpec) else "<image>"),
-        ]
-        | None
-    ) = None
+    vllm: ServerImageRef | None = None
+    llama_cpp: ServerImageRef | None = None
+    llama_cpp_python: BuiltImageRef | None = None
     litellm: ImageRef = "ghcr.io/berriai/litellm:v1.108.7"
     # The front proxy: Docker's official HAProxy image, LTS branch.
     haproxy: ImageRef = "haproxy:3.0.5"
+
+    @field_validator("ollama", mode="before")
+    @classmethod
+    def _ollama_reference_only(cls, value: object) -> object:
+        if isinstance(value, dict) and "image" in value:
+            raise ValueError(
+                "Ollama's one image serves on CPU and GPU alike, so it takes no settings: "
+                f"give the reference only (ollama: {value['image']})"
+            )
+        return value
+
+    def ref(self, kind: str) -> str | BuildSpec | None:
+        """The image a kind's servers run: a reference, or the build that makes it."""
+        image = getattr(self, kind)
+        return image.image if isinstance(image, ServerImage) else image
+
+    def runs_on_cpu(self, kind: str) -> bool:
+        """Whether the stack says the kind's image runs its server on CPU (`cpu: true`)."""
+        image = getattr(self, kind)
+        return isinstance(image, ServerImage | BuildSpec) and image.cpu
 
 
 class Secure(_Strict):

@@ -79,7 +79,7 @@ config:
     vllm: {{publish: true}}
   llmfleet:images:
     ollama: {images.ollama}
-    vllm: {images.vllm}
+    vllm: {{image: {images.vllm}, cpu: true}}  # the stand-in serves on CPU
     llama_cpp: {images.llama_server}
     llama_cpp_python: {images.llama_cpp_python}
     litellm: {images.litellm}

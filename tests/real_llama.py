@@ -1,8 +1,9 @@
 """Start the real llama.cpp servers (built by tests/llama_build.py) exactly as the components
 configure them: the argument list of `llama_server_command` and the environment of
-`llama_cpp_python_env`, called here, never copied. One thing differs, on purpose: the listen
-address. A container listens on 0.0.0.0 inside its own network namespace; a test listens on
-loopback only."""
+`llama_cpp_python_env`, called here, never copied. Two things differ, on purpose: the listen
+address (a container listens on 0.0.0.0 inside its own network namespace; a test listens on
+loopback only), and where the GGUF file is read (a container sees the host's gguf_dir at /models,
+the path the catalog writes; a test process reads the host's directory itself)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import httpx
 
+from components.docker_host import GGUF_DIR
 from components.llama_cpp import llama_server_command
 from components.llama_cpp_python import llama_cpp_python_env
 from llmfleet import LlamaCppProvider, LlamaCppPythonProvider
@@ -31,14 +33,23 @@ def _loopback(args: list[str]) -> list[str]:
     return [*args[: i + 1], "127.0.0.1", *args[i + 2 :]]
 
 
-def llama_server_argv(servers: LlamaServers, p: LlamaCppProvider) -> list[str]:
-    return [str(servers.llama_server), *_loopback(llama_server_command(p))]
+def _on_host(path: str, gguf_dir: Path | None) -> str:
+    """The host file a container would see at `path` (under /models), for a process on the host."""
+    if gguf_dir is None or not path.startswith(f"{GGUF_DIR}/"):
+        return path
+    return str(gguf_dir / path.removeprefix(f"{GGUF_DIR}/"))
 
 
-def llama_cpp_python_environment(p: LlamaCppPythonProvider) -> dict[str, str]:
+def llama_server_argv(servers: LlamaServers, p: LlamaCppProvider, gguf_dir: Path | None = None) -> list[str]:
+    args = _loopback(llama_server_command(p))
+    return [str(servers.llama_server), *(_on_host(a, gguf_dir) if a == p.gguf else a for a in args)]
+
+
+def llama_cpp_python_environment(p: LlamaCppPythonProvider, gguf_dir: Path | None = None) -> dict[str, str]:
     # A clean environment: llama-cpp-python's settings read every variable named like a setting
     # (MODEL, PORT, HOST, N_CTX, ...), unprefixed, so nothing of the test runner's may leak in.
     env = {**llama_cpp_python_env(p), "HOST": "127.0.0.1"}
+    env["MODEL"] = _on_host(env["MODEL"], gguf_dir)
     return {**env, "PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp")}
 
 

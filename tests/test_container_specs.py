@@ -10,9 +10,9 @@ import llmfleet
 from components.gateway import gateway_spec
 from components.llama_cpp import llama_server_command
 from components.llama_cpp_python import build_triggers, llama_cpp_python_env
-from components.ollama import ollama_spec
+from components.ollama import GpuMemory, gpu_overhead, ollama_spec
 from components.server_container import FileBind, Mount, go_duration, gpu_request
-from components.vllm import vllm_command, vllm_spec
+from components.vllm import HF_CACHE, VLLM_CACHE, vllm_command, vllm_spec
 from llmfleet._front_proxy import DRAIN_S, READY_FOR_S
 
 
@@ -30,6 +30,21 @@ def test_vllm_command_passes_every_knob_and_the_served_name() -> None:
     assert spec.ipc_host and spec.wait_timeout_s >= 900
     assert spec.envs() == ["HF_HOME=/root/.cache/huggingface", "NVIDIA_VISIBLE_DEVICES=0,1"]
     assert "http://127.0.0.1:8001/health" in spec.healthcheck.tests[1]
+
+
+def test_vllm_serves_a_model_directory_or_gguf_from_the_operators_directory() -> None:
+    operators = Mount("/models", host_path="/srv/models", read_only=True)
+    local = llmfleet.VllmProvider(kind="vllm", model="/models/Qwen2.5-7B-AWQ", served_name="q", gpus="all")
+    spec = vllm_spec(local, "hf", "vc", operators)
+    assert vllm_command(local)[0] == "/models/Qwen2.5-7B-AWQ"
+    assert spec.mounts == [Mount(HF_CACHE, volume="hf"), Mount(VLLM_CACHE, volume="vc"), operators]
+    # The directory itself is bound too: Docker refuses a missing source at create time, by name.
+    assert spec.binds == [FileBind(source="/srv/models/Qwen2.5-7B-AWQ", target="/models/Qwen2.5-7B-AWQ")]
+    # A Hugging Face id keeps the container it had: no GGUF directory mounted.
+    hub = llmfleet.VllmProvider(kind="vllm", model="Qwen/Qwen2.5-7B-Instruct", served_name="q", gpus="all")
+    spec = vllm_spec(hub, "hf", "vc", operators)
+    assert [m.container_path for m in spec.mounts] == [HF_CACHE, VLLM_CACHE]
+    assert spec.binds == []
 
 
 def test_llama_server_always_gets_alias_port_and_layers() -> None:
@@ -78,6 +93,34 @@ def test_ollama_mounts_the_gguf_directory_only_for_models_created_from_a_file() 
     assert spec.mounts == [Mount("/root/.ollama", volume="vol"), operators]
     # The file itself is bound too, so a file missing on the host fails the deploy at once.
     assert spec.binds == [FileBind(source="/srv/gguf/sub/c.gguf", target="/models/sub/c.gguf")]
+
+
+def test_an_ollama_budget_becomes_the_memory_ollama_leaves_alone_on_each_gpu() -> None:
+    p = llmfleet.OllamaProvider(kind="ollama", models=["a"], gpus=[0], gpu_memory_budget=0.3)
+    # Alone on an 80 GiB GPU: it leaves 70% of it, 56 GiB; Ollama then places at most 24 GiB.
+    assert gpu_overhead(0.3, GpuMemory(80)) == 56 * 2**30
+    # Beside a vLLM holding 0.45: free memory already lacks vLLM's 36 GiB, so it leaves only what no
+    # declared share claims, 0.25 x 80 = 20 GiB; free 44 - 20 = 24 GiB, its budget again.
+    spec = ollama_spec(p, "vol", memory=GpuMemory(80, beside=0.45))
+    assert f"OLLAMA_GPU_OVERHEAD={20 * 2**30}" in spec.envs()
+    # Declared shares over the whole GPU leave nothing to reserve (the gpu-budget check refuses
+    # that sum where vLLM is involved); never a negative number Ollama would misread.
+    assert gpu_overhead(0.6, GpuMemory(24, beside=0.6)) == 0
+    # A fractional GiB and a fraction that is not exact in binary still give whole bytes.
+    assert gpu_overhead(0.1, GpuMemory(23.5)) == round(0.9 * 23.5 * 2**30)
+
+
+@pytest.mark.parametrize(
+    ("provider", "memory"),
+    [
+        ({"gpus": [0], "gpu_memory_budget": 0.3}, None),  # the host does not say what its GPUs hold
+        ({"gpus": [0]}, GpuMemory(80)),  # no budget: Ollama keeps its own default (no overhead)
+        ({"gpu_memory_budget": 0.3}, GpuMemory(80)),  # no GPU: nothing to hold it to
+    ],
+)
+def test_without_a_budget_a_gpu_and_the_hosts_gpu_memory_ollama_is_told_nothing(provider, memory) -> None:
+    p = llmfleet.OllamaProvider(kind="ollama", models=["a"], **provider)
+    assert not [e for e in ollama_spec(p, "vol", memory=memory).envs() if e.startswith("OLLAMA_GPU_OVERHEAD=")]
 
 
 def test_gpu_request_shapes() -> None:

@@ -108,3 +108,64 @@ def test_a_broken_catalog_stops_the_program_with_its_problems(monkeypatch: pytes
     with pytest.raises(Exception, match=r"config/catalog.yaml:\d+:\d+: error: providers.vllm.served_name: 'q\*' is a "
                                         r"wildcard[\s\S]*llmfleet validate --stack dev"):  # fmt: skip
         run_program("dev", {"llmfleet:masterKey": "k"}, ["llmfleet:masterKey"], monkeypatch=monkeypatch)
+
+
+def test_an_image_said_to_run_on_cpu_is_pulled_by_its_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `{image: ..., cpu: true}` only tells the checks; the server runs the reference, without GPUs.
+    catalog = "providers:\n  vllm:\n    kind: vllm\n    model: /models/qwen-awq\n    served_name: qwen\n"
+    stack = BASE_STACK.replace(
+        "    vllm: vllm/vllm-openai:v0.18.0\n", "    vllm: {image: 'vllm/vllm-cpu:v0.18.0', cpu: true}\n"
+    )
+    stack += "  llmfleet:hosts: {local: {gguf_dir: /srv/models}}\n"
+    fleet = llmfleet.load_fleet(write_project(tmp_path, catalog, stack), "test")
+    secrets = FleetSecrets(master_key="sk-x-123456")
+    run = run_program("test", {}, [], program=lambda: deploy_fleet(fleet, secrets, tmp_path), monkeypatch=monkeypatch)
+    assert run.one("docker:index/remoteImage:RemoteImage", "vllm-image").inputs["name"] == "vllm/vllm-cpu:v0.18.0"
+    container = run.one(CONTAINER, "vllm-container").inputs
+    assert "gpus" not in container and "deviceRequests" not in container
+    # The model directory under /models is the host's gguf_dir, mounted, and the directory itself bound.
+    volumes = {(v["containerPath"], v.get("hostPath"), v.get("readOnly")) for v in container["volumes"]}
+    assert ("/models", "/srv/models", True) in volumes
+    assert [(m["target"], m["source"], m["type"]) for m in container["mounts"]] == [
+        ("/models/qwen-awq", "/srv/models/qwen-awq", "bind")
+    ]
+
+
+def test_an_ollama_budget_reaches_its_container_as_bytes_on_a_host_that_declares_gpu_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog = """\
+providers:
+  ollama: {kind: ollama, models: [q], gpus: [0], gpu_memory_budget: 0.3}
+  vllm: {kind: vllm, model: org/m, served_name: v, gpus: [0], gpu_memory_utilization: 0.45}
+  python: {kind: llama_cpp_python, gguf: /models/m.gguf, alias: p, gpus: [0, 1], gpu_memory_budget: 0.1}
+  elsewhere: {kind: ollama, port: 11435, models: [r], gpus: all, gpu_memory_budget: 0.5}
+"""
+    stack = (
+        BASE_STACK
+        + """\
+  llmfleet:hosts:
+    local: {gpu_memory_gib: 80, gguf_dir: /srv/models}
+    gpu-2: {docker: "ssh://ops@gpu-2", address: 10.0.0.12}
+  llmfleet:providers: {elsewhere: {host: gpu-2}}
+"""
+    )
+    fleet = llmfleet.load_fleet(write_project(tmp_path, catalog, stack), "test")
+    # Only the host without gpu_memory_gib, and the llama.cpp server, are said to be declarations.
+    assert sorted((p.rule, p.path[1]) for p in fleet.warnings) == [
+        ("gpu-budget-not-applied", "elsewhere"), ("gpu-budget-not-applied", "python"),
+        ("gpu-with-cpu-image", "python"),
+    ]  # fmt: skip
+    secrets = FleetSecrets(master_key="sk-x-123456")
+    run = run_program("test", {}, [], program=lambda: deploy_fleet(fleet, secrets, tmp_path), monkeypatch=monkeypatch)
+
+    def overhead(container: str) -> list[str]:
+        envs = plain_strings(run.one(CONTAINER, container).inputs["envs"])
+        return [e for e in envs if e.startswith("OLLAMA_GPU_OVERHEAD=")]
+
+    # GPU 0 of 80 GiB: vLLM 0.45 and the llama-cpp-python server's 0.1 beside Ollama's 0.3; it
+    # leaves the 0.15 nobody claims, 12 GiB, and so uses at most 24 GiB while they hold theirs.
+    assert overhead("ollama-container") == [f"OLLAMA_GPU_OVERHEAD={12 * 2**30}"]
+    assert overhead("elsewhere-container") == []

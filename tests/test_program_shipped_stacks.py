@@ -67,7 +67,7 @@ def test_one_container_per_provisioned_provider_the_gateway_and_its_front_proxy(
 def test_images_are_the_stacks_pinned_ones(run: Run, fleet: llmfleet.Fleet) -> None:
     images = fleet.stack.images
     for name, provider in fleet.catalog.local_providers().items():
-        expected = getattr(images, provider.kind)
+        expected = images.ref(provider.kind)
         image = run.one(IMAGE, f"{name}-image").inputs
         if isinstance(expected, llmfleet.BuildSpec):
             assert image["name"] == expected.tag

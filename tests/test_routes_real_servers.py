@@ -68,12 +68,16 @@ routes:
 """
 # Every backend on a host whose address is loopback: the gateway then reaches each at
 # 127.0.0.1:<port> (on one Docker host it would be the provider's DNS name on the fleet network).
+# The vLLM is a stand-in, on CPU: the stack says so of its image. The GGUF directory is the test's:
+# the catalog writes the path a container would see (/models/tiny.gguf).
 STACK = (
-    BASE_STACK
+    BASE_STACK.replace(
+        "    vllm: vllm/vllm-openai:v0.18.0\n", "    vllm: {image: vllm/vllm-openai:v0.18.0, cpu: true}\n"
+    )
     + """\
   llmfleet:hosts:
     gateway-host: {}
-    box: {docker: "unix:///var/run/docker.sock", address: 127.0.0.1}
+    box: {docker: "unix:///var/run/docker.sock", address: 127.0.0.1, gguf_dir: GGUF_DIR}
   llmfleet:gateway: {host: gateway-host, port: GATEWAY_PORT}
   llmfleet:providers:
     ollama: {host: box}
@@ -99,19 +103,24 @@ def servers() -> LlamaServers:
 
 @pytest.fixture
 def fleet(servers: LlamaServers, tmp_path: Path) -> Iterator[Fleet]:
-    gguf = write_tiny_gguf(tmp_path / "tiny.gguf")
+    gguf_dir = tmp_path / "models"
+    gguf_dir.mkdir()
+    write_tiny_gguf(gguf_dir / "tiny.gguf")
+    gguf = "/models/tiny.gguf"
     with standins(2) as (ollama, vllm):
         serve_ollama(ollama, ["tiny-ollama", HF_REF])
         serve_vllm(vllm, "tiny-vllm")
         ports = {"ollama": ollama.port, "vllm": vllm.port, "native": free_port(), "python": free_port()}
         catalog = CATALOG.format(**ports, gguf=gguf, context=CONTEXT, hf_ref=HF_REF)
-        project = write_project(tmp_path / "project", catalog, STACK.replace("GATEWAY_PORT", str(free_port())))
+        stack = STACK.replace("GATEWAY_PORT", str(free_port())).replace("GGUF_DIR", str(gguf_dir))
+        project = write_project(tmp_path / "project", catalog, stack)
         fleet = llmfleet.load_fleet(project, "test")
         native, python = fleet.catalog.providers["native"], fleet.catalog.providers["python"]
         native_url, python_url = f"http://127.0.0.1:{ports['native']}", f"http://127.0.0.1:{ports['python']}"
         with (
-            running(llama_server_argv(servers, native), None, f"{native_url}/health", tmp_path / "native.log") as proc,
-            running([str(servers.python), "-m", "llama_cpp.server"], llama_cpp_python_environment(python),
+            running(llama_server_argv(servers, native, gguf_dir), None, f"{native_url}/health",
+                    tmp_path / "native.log") as proc,
+            running([str(servers.python), "-m", "llama_cpp.server"], llama_cpp_python_environment(python, gguf_dir),
                     f"{python_url}/v1/models", tmp_path / "python.log"),
             running_proxy(llmfleet.render_gateway_config(fleet), tmp_path) as gateway,
         ):  # fmt: skip

@@ -188,10 +188,10 @@ def test_a_missing_llama_cpp_python_image_shows_both_ways_to_give_one(tmp_path: 
         "`{build: docker/llama-cpp-python-cuda, tag: llmfleet/llama-cpp-python-cuda:0.3.16}` (`build` is a "
         "directory with a Dockerfile, relative to the project)."
     )
-    # The form shown is one the stack accepts.
+    # The form shown is one the stack accepts (a CUDA build: its provider has a GPU).
     shown = problem.split("`")[1]
     built = stack.replace("  llmfleet:images:\n", f"  llmfleet:images:\n    llama_cpp_python: {shown}\n")
-    assert [p for p in problems(tmp_path, built, catalog) if " error " in p] == []
+    assert [p for p in problems(tmp_path, built, catalog + "    gpus: all\n") if " error " in p] == []
 
 
 @pytest.mark.parametrize(("bind", "url"), [("127.0.0.1", "http://127.0.0.1:4000"), ("::1", "http://[::1]:4000")])
@@ -202,7 +202,7 @@ def test_the_gateway_url_from_bind_is_a_url_for_ipv6_too(tmp_path: Path, bind: s
 
 def test_a_build_s_numbers_are_strict(tmp_path: Path) -> None:
     # `cuda_architectures: 90` is the number 90 to YAML; the field is CMake's text list ("90;120").
-    catalog = "providers:\n  py:\n    kind: llama_cpp_python\n    gguf: /models/m.gguf\n    alias: m\n"
+    catalog = "providers:\n  py:\n    kind: llama_cpp_python\n    gguf: /models/m.gguf\n    alias: m\n    gpus: all\n"
     build = ("    llama_cpp_python:\n      build: docker/llama-cpp-python-cuda\n      cuda_architectures: 90\n"
              "      timeout_minutes: 90.0\n")  # fmt: skip
     stack = BASE_STACK.replace("    llama_cpp_python: ghcr.io/abetlen/llama-cpp-python:v0.3.16\n", build)
@@ -246,3 +246,143 @@ def test_api_keys_set_as_one_secret_for_a_catalog_without_external_keys(tmp_path
         "llmfleet cannot read as a map of keys: it needs no key for this catalog. Remove it. Run: pulumi config rm "
         "'llmfleet:apiKeys' --stack test",
     ]
+
+
+def test_the_real_deploy_stack_says_its_vllm_stand_in_runs_on_cpu(tmp_path: Path) -> None:
+    # tests/real_deploy.py deploys a vLLM stand-in without a GPU: without `cpu: true` the program
+    # would refuse it (gpu-image-without-gpu) before creating anything.
+    from tests.images import FleetImages
+    from tests.real_deploy import CATALOG as E2E_CATALOG
+    from tests.real_deploy import stack_file
+
+    images = FleetImages(*(f"llmfleet-test/{n}:1" for n in ("litellm", "haproxy", "llama", "lcp", "ollama", "vllm")))
+    catalog = E2E_CATALOG.format(ports=[1001, 1002, 1003, 1004], ollama_models="tiny-ollama", native_gguf="tiny.gguf",
+                                 extra_alias="")  # fmt: skip
+    stack = (
+        stack_file("catalog.yaml", images, tmp_path / "gguf", 4000) + BASE_STACK[BASE_STACK.index("  llmfleet:ma") :]
+    )
+    fleet = llmfleet.load_fleet(write_project(tmp_path, catalog, stack), "test")
+    assert fleet.stack.images.runs_on_cpu("vllm") and fleet.stack.images.ref("vllm") == "llmfleet-test/vllm:1"
+    assert [p.rule for p in fleet.warnings] == []
+    # The same stack without `cpu: true` is refused, with the form to write.
+    plain = stack.replace("{image: llmfleet-test/vllm:1, cpu: true}", "llmfleet-test/vllm:1")
+    [problem] = problems_of(write_project(tmp_path, catalog, plain))
+    assert (problem.rule, problem.hint.endswith("`{image: llmfleet-test/vllm:1, cpu: true}`.")) == (
+        "gpu-image-without-gpu",
+        True,
+    )
+
+
+LLAMA_CPP = "providers:\n  cpp:\n    kind: llama_cpp\n    hf: ggml-org/gemma-3-1b-it-GGUF:Q4_K_M\n    alias: gemma\n"
+LLAMA_CPP_PYTHON = "providers:\n  py:\n    kind: llama_cpp_python\n    gguf: /models/m.gguf\n    alias: m\n"
+CUDA_BUILD = "{build: docker/llama-cpp-python-cuda, tag: 'fleet/lcp:1'}"
+GGUF_DIR = "  llmfleet:hosts: {local: {gguf_dir: /srv/models}}\n"
+
+
+def with_image(kind: str, image: str) -> str:
+    """The base stack with `kind`'s image written as `image`, and a GGUF directory."""
+    lines = [f"    {kind}: {image}" if line.startswith(f"    {kind}: ") else line for line in BASE_STACK.splitlines()]
+    return "\n".join(lines) + "\n" + GGUF_DIR
+
+
+@pytest.mark.parametrize(
+    ("catalog", "kind", "image", "says"),
+    [
+        (LLAMA_CPP, "llama_cpp", "ghcr.io/ggml-org/llama.cpp:server-cuda-b9628",
+         "2:3 error gpu-image-without-gpu | providers.cpp: declares no GPU, but its image "
+         "'ghcr.io/ggml-org/llama.cpp:server-cuda-b9628' needs one: llama.cpp's `server-cuda` images are built for "
+         "CUDA GPUs. Set `gpus: all` or a list of device ids; or, if the image does run on CPU, say so in the stack: "
+         "llmfleet:images.llama_cpp: `{image: ghcr.io/ggml-org/llama.cpp:server-cuda-b9628, cpu: true}`."),
+        (LLAMA_CPP, "llama_cpp", "ghcr.io/ggml-org/llama.cpp:server-cuda13",
+         "`server-cuda13` images are built for CUDA 13 GPUs"),
+        (LLAMA_CPP, "llama_cpp", "ghcr.io/ggml-org/llama.cpp:server-rocm-b9628", "built for ROCm GPUs"),
+        (LLAMA_CPP, "llama_cpp", "ghcr.io/ggml-org/llama.cpp:server-vulkan@sha256:" + "a" * 64, "for Vulkan GPUs"),
+        (LLAMA_CPP, "llama_cpp", "ghcr.io/ggml-org/llama.cpp:server-intel-b9628", "built for Intel SYCL GPUs"),
+        (LLAMA_CPP, "llama_cpp", "ghcr.io/ggml-org/llama.cpp:server-musa-b9628", "built for MUSA GPUs"),
+        (LLAMA_CPP_PYTHON, "llama_cpp_python", CUDA_BUILD,
+         "2:3 error gpu-image-without-gpu | providers.py: declares no GPU, but its image 'fleet/lcp:1' (built from "
+         "docker/llama-cpp-python-cuda) needs one: the image built from docker/llama-cpp-python-cuda is "
+         "llama-cpp-python compiled for CUDA. Set `gpus: all` or a list of device ids; or, if the image does run on "
+         "CPU, say so in the stack: llmfleet:images.llama_cpp_python: "
+         "`{build: docker/llama-cpp-python-cuda, tag: fleet/lcp:1, cpu: true}`."),
+        (LLAMA_CPP_PYTHON, "llama_cpp_python", "llmfleet/llama-cpp-python-cuda:0.3.16",
+         "llmfleet/llama-cpp-python-cuda is built from docker/llama-cpp-python-cuda, llama-cpp-python compiled "
+         "for CUDA."),
+    ],
+    ids=["cuda", "cuda13", "rocm", "vulkan-digest", "intel", "musa", "cuda-build", "cuda-build-by-hand"],
+)  # fmt: skip
+def test_a_gpu_image_without_a_gpu_is_an_error_whose_hint_is_the_way_out(
+    tmp_path: Path, catalog: str, kind: str, image: str, says: str
+) -> None:
+    stack = with_image(kind, image)
+    [problem] = problems(tmp_path, stack, catalog)
+    assert says in problem
+    # With a GPU, nothing to say; on CPU by the stack's word, nothing either: the hint's form is accepted.
+    assert problems(tmp_path, stack, catalog + "    gpus: all\n") == []
+    if "`{" in problem:
+        said = problem.split("`")[-2]
+        assert problems(tmp_path, stack.replace(f"    {kind}: {image}\n", f"    {kind}: {said}\n"), catalog) == []
+
+
+@pytest.mark.parametrize(
+    "image",
+    ["ollama/ollama:0.14.1", "ghcr.io/ggml-org/llama.cpp:server-b9628", "ghcr.io/ggml-org/llama.cpp:server",
+     "registry.local:5000/llama.cpp:server-cuda", "ghcr.io/abetlen/llama-cpp-python:v0.3.16"],
+)  # fmt: skip
+def test_cpu_images_and_images_of_unknown_make_need_no_gpu(tmp_path: Path, image: str) -> None:
+    kind = "ollama" if "ollama" in image else "llama_cpp_python" if "python" in image else "llama_cpp"
+    catalog = {"ollama": "providers:\n  o: {kind: ollama, models: [q]}\n", "llama_cpp": LLAMA_CPP,
+               "llama_cpp_python": LLAMA_CPP_PYTHON}[kind]  # fmt: skip
+    assert problems(tmp_path, with_image(kind, image), catalog) == []
+
+
+def test_a_cpu_key_is_true_or_false_and_ollama_takes_a_reference_only(tmp_path: Path) -> None:
+    stack = BASE_STACK.replace(
+        "    vllm: vllm/vllm-openai:v0.18.0\n", "    vllm: {image: vllm/vllm-openai:v0.18.0, cpu: 'yes'}\n"
+    )
+    stack = stack.replace(
+        "    ollama: ollama/ollama:0.14.1\n", "    ollama: {image: ollama/ollama:0.14.1, cpu: true}\n"
+    )
+    assert problems(tmp_path, stack, "providers:\n  o: {kind: ollama, models: [q]}\n") == [
+        "4:5 error schema-value-error | config['llmfleet:images'].ollama: Ollama's one image serves on CPU and GPU "
+        "alike, so it takes no settings: give the reference only (ollama: ollama/ollama:0.14.1).",
+        "5:45 error schema-bool-type | config['llmfleet:images'].vllm.cpu: expected true or false, got the text 'yes'. Write true or false.",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("written", "says"),
+    [
+        ("true", "YAML reads `true` as the boolean true, not as a number. Write a number, e.g. gpu_memory_gib: 80."),
+        (
+            "'80'",
+            "'80' is in quotes, so YAML reads it as text, not as a number. Remove the quotes: gpu_memory_gib: 80.",
+        ),
+        ("0", "must be greater than 0"),
+        (".inf", "expected a finite number"),
+    ],
+)
+def test_a_hosts_gpu_memory_is_a_number_of_gib_never_a_boolean_or_text(tmp_path: Path, written: str, says: str):
+    stack = BASE_STACK + f"  llmfleet:hosts: {{local: {{gpu_memory_gib: {written}}}}}\n"
+    [problem] = problems(tmp_path, stack)
+    assert problem.startswith("13:28 error schema-") and "config['llmfleet:hosts'].local.gpu_memory_gib: " in problem
+    assert says in problem
+
+
+def test_the_share_beside_an_ollama_server_is_taken_on_the_gpu_it_shares_least(tmp_path: Path) -> None:
+    from llmfleet._checks_gpus import shares_beside
+
+    catalog = """\
+providers:
+  listed: {kind: ollama, models: [a], gpus: [0, 1], gpu_memory_budget: 0.2}
+  every: {kind: ollama, port: 11435, models: [b], gpus: all, gpu_memory_budget: 0.1}
+  vllm: {kind: vllm, model: org/m, served_name: v, gpus: [0], gpu_memory_utilization: 0.5}
+  cpp: {kind: llama_cpp, hf: org/r, alias: c, gpus: [1], gpu_memory_budget: 0.3}
+  cpu: {kind: llama_cpp, port: 8081, hf: org/r, alias: d, gpu_memory_budget: 0.4}
+"""
+    fleet = llmfleet.load_fleet(write_project(tmp_path, catalog, BASE_STACK), "test")
+    # GPU 0: vllm 0.5 + every 0.1; GPU 1: cpp 0.3 + every 0.1: the least is GPU 1's 0.4 (a server
+    # without GPUs counts nowhere).
+    assert shares_beside(fleet.catalog, fleet.stack, "listed") == pytest.approx(0.4)
+    # `gpus: all` may include a GPU nobody lists: only servers on every GPU count.
+    assert shares_beside(fleet.catalog, fleet.stack, "every") == 0.0

@@ -46,7 +46,7 @@ def test_the_shipped_dev_and_prod_can_share_an_engine(capsys: pytest.CaptureFixt
     assert code == 0, err
     assert out.splitlines() == [
         "stack 'dev': ok (2 providers, 2 models, 1 visible alias: 3 names in /v1/models, 1 warning)",
-        "stack 'prod': ok (5 providers, 12 models, 6 visible aliases: 18 names in /v1/models, 2 warnings)",
+        "stack 'prod': ok (5 providers, 12 models, 6 visible aliases: 18 names in /v1/models, 3 warnings)",
     ]
     # Both on the local engine (no `docker:`), and so each publishes what the drift job asks for.
     for stack in ("dev", "prod"):
