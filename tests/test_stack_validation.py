@@ -346,7 +346,8 @@ def test_a_cpu_key_is_true_or_false_and_ollama_takes_a_reference_only(tmp_path: 
     assert problems(tmp_path, stack, "providers:\n  o: {kind: ollama, models: [q]}\n") == [
         "4:5 error schema-value-error | config['llmfleet:images'].ollama: Ollama's one image serves on CPU and GPU "
         "alike, so it takes no settings: give the reference only (ollama: ollama/ollama:0.14.1).",
-        "5:45 error schema-bool-type | config['llmfleet:images'].vllm.cpu: expected true or false, got the text 'yes'. Write true or false.",
+        "5:45 error schema-bool-type | config['llmfleet:images'].vllm.cpu: expected true or false, got the text 'yes'. "
+        "Write true or false.",
     ]
 
 
