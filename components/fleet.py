@@ -21,6 +21,7 @@ from llmfleet import (
     probe_targets,
     render_gateway_config,
 )
+from llmfleet._containers import FRONT_PROXY, GATEWAY
 from llmfleet._front_proxy import FrontProxySettings
 from llmfleet._stack import set_secret_command
 
@@ -87,7 +88,7 @@ def deploy_fleet(fleet: Fleet, secrets: FleetSecrets, project_dir: Path) -> Depl
 
     gw = hosts[gateway_host]
     front_proxy = FrontProxy(
-        "front",
+        FRONT_PROXY,
         FrontProxyArgs(
             image=settings.images.haproxy,
             placement=Placement(
@@ -98,7 +99,7 @@ def deploy_fleet(fleet: Fleet, secrets: FleetSecrets, project_dir: Path) -> Depl
         ),
     )
     gateway = Gateway(
-        "gateway",
+        GATEWAY,
         GatewayArgs(
             image=settings.images.litellm,
             config_yaml=render_gateway_config(fleet),

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_docker as docker
 
-# Labels every container carries, so `docker ps --filter label=llmfleet.stack=prod` finds a fleet.
-LABEL_PREFIX = "llmfleet"
+# Names and labels come from the library: `llmfleet logs` finds the containers by the same ones.
+from llmfleet._containers import container_labels, container_name
 
 
 @dataclass(frozen=True)
@@ -234,10 +234,6 @@ class Placement:
         return [self.ready] if self.ready else []
 
 
-def container_name(stack: str, provider: str) -> str:
-    return f"llmfleet-{stack}-{provider}"
-
-
 def server_container(
     name: str,
     spec: ContainerSpec,
@@ -293,9 +289,8 @@ def server_container(
             stop_timeout=spec.stop_grace_s,
             destroy_grace_seconds=spec.stop_grace_s,
             labels=[
-                docker.ContainerLabelArgs(label=f"{LABEL_PREFIX}.stack", value=placement.stack),
-                docker.ContainerLabelArgs(label=f"{LABEL_PREFIX}.provider", value=name),
-                docker.ContainerLabelArgs(label=f"{LABEL_PREFIX}.kind", value=spec.kind),
+                docker.ContainerLabelArgs(label=label, value=value)
+                for label, value in container_labels(placement.stack, name, spec.kind).items()
             ],
         ),
         opts=pulumi.ResourceOptions(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ._catalog import ExternalProvider
 from ._checks_context import CheckContext, closest
+from ._containers import reserved_provider_names
 from ._front_proxy import FRONT_ALIAS, GATEWAY_ALIAS
 
 
@@ -66,6 +67,11 @@ def reserved_names(ctx: CheckContext) -> None:
             ctx.error(ctx.cat, ("providers", reserved),
                       f"'{reserved}' is a network alias llmfleet uses for the gateways and their front proxy",
                       "reserved-name", "Rename the provider.")  # fmt: skip
+    # Names llmfleet gives its own containers (and `llmfleet logs` accepts beside the providers').
+    for reserved, why in reserved_provider_names().items():
+        if reserved in ctx.catalog.local_providers():
+            ctx.error(ctx.cat, ("providers", reserved), f"'{reserved}' is reserved: {why}", "reserved-name",
+                      "Rename the provider.")  # fmt: skip
 
 
 def ports(ctx: CheckContext) -> None:

@@ -1,4 +1,4 @@
-"""`llmfleet` (or `python -m llmfleet`): validate, render, list and diff the models of a stack, check for drift, probe.
+"""`llmfleet` (or `python -m llmfleet`): validate, render, list and diff a stack's models, check drift, probe, logs.
 
 Exit codes, the same for every command:
   0    success: valid; in sync; every name answers
@@ -171,7 +171,40 @@ def _parser(project_dir: Path = Path(".")) -> argparse.ArgumentParser:
     p.add_argument("--deadline", type=_positive_seconds, default=60.0, metavar="SECONDS",
                    help="for the whole probe (default 60)")  # fmt: skip
     _report_options(p)
+
+    p = sub.add_parser(
+        "logs",
+        help="show a deployed server's recent log (a provider, gateway or front-proxy)",
+        description="Show the recent log of a provider's container, the gateway's or the front proxy's, read with "
+        "the Docker CLI from the host the stack placed it on, through the host's `docker` endpoint in the stack "
+        "file (none: the local engine, DOCKER_HOST). Every gateway container of the stack is shown, oldest "
+        "first (two during a catalog change's roll). Exit 0 shown, 1 could not, 64 an unknown name.",
+    )
+    p.add_argument("--stack", required=True, help=stack_help)
+    p.add_argument("name", metavar="NAME", help="a local provider of the stack's catalog, gateway or front-proxy")
+    p.add_argument("--tail", type=_tail, default="200", metavar="N",
+                   help="lines from the end of each log, or all (default: %(default)s)")  # fmt: skip
+    p.add_argument("--since", type=_since, metavar="WHEN",
+                   help="only lines since: a duration (10m, 1h30m) or a date/time (2026-12-03T13:00:00Z)")  # fmt: skip
+    p.add_argument("--follow", "-f", action="store_true",
+                   help="keep printing new lines (with several gateway containers: the newest one's)")  # fmt: skip
+    p.add_argument("--timestamps", "-t", action="store_true", help="prefix each line with its time")
     return parser
+
+
+def _tail(text: str) -> str:
+    if text == "all" or (text.isdigit() and text.isascii()):
+        return text
+    raise argparse.ArgumentTypeError(f"'{text}' is not a number of lines: give a whole number, or all")
+
+
+def _since(text: str) -> str:
+    from ._logs import SINCE
+
+    if SINCE.fullmatch(text):
+        return text
+    raise argparse.ArgumentTypeError(f"'{text}' is not a time: give a duration (10m, 1h30m, 45s), a Unix time "
+                                     "or a date and time (2026-12-03T13:00:00Z)")  # fmt: skip
 
 
 def _gateway_options(p: argparse.ArgumentParser, stack_help: str) -> None:
@@ -393,6 +426,24 @@ def _emit(report: Report, args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def _logs(args: argparse.Namespace) -> int:
+    from ._logs import LogsError, logs_options, show_logs
+
+    fleet = _load(args.project_dir, args.stack, not_done="no log was read")
+    if fleet is None:
+        return 1
+    options = logs_options(args.tail, args.since, args.follow, args.timestamps)
+    try:
+        return show_logs(fleet, args.name, options, follow=args.follow,
+                         out=lambda line: print(line, flush=True),
+                         err=lambda line: print(f"llmfleet logs: {line}", file=sys.stderr, flush=True))  # fmt: skip
+    except LogsError as exc:
+        if exc.usage:
+            return _usage("logs", str(exc))
+        print(f"llmfleet logs: {exc}", file=sys.stderr)
+        return 1
+
+
 def _not_a_directory(path: Path) -> str:
     """Why `path` cannot be used as a directory ("does not exist", ...), or ""."""
     try:
@@ -410,7 +461,8 @@ def _usage(command: str, message: str) -> int:
     return EXIT_USAGE
 
 
-COMMANDS = {"validate": _validate, "render": _render, "models": _models, "drift": _drift, "probe": _probe}
+COMMANDS = {"validate": _validate, "render": _render, "models": _models, "drift": _drift, "probe": _probe,
+            "logs": _logs}  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
