@@ -221,6 +221,9 @@ def _report_options(p: argparse.ArgumentParser) -> None:
                    help="report format: text, json, markdown (a job summary) or junit (CI test reports) "
                    "(default: %(default)s)")  # fmt: skip
     p.add_argument("--output", type=_path, metavar="FILE", help="write the report here instead of stdout")
+    p.add_argument("--metrics-file", type=_path, metavar="FILE",
+                   help="also write the result as Prometheus metrics here (atomically), for node_exporter's "
+                   "textfile collector: name it *.prom in its --collector.textfile.directory")  # fmt: skip
 
 
 def _report(problems: list[Problem], fmt: str, out: TextIO) -> None:
@@ -343,7 +346,7 @@ def _drift(args: argparse.Namespace) -> int:
 
     fleet = _load(args.project_dir, args.stack, not_done="the gateway was not checked")
     if fleet is None:
-        return 1
+        return _metrics(args, None, 1)
     url = args.url or fleet.stack.gateway_url
     limits = Limits(timeout=args.timeout, deadline=args.deadline)
     progress = _attempt_progress(args.wait) if args.wait and _on_terminal() else None
@@ -361,7 +364,7 @@ def _probe(args: argparse.Namespace) -> int:
 
     fleet = _load(args.project_dir, args.stack, not_done="the gateway was not checked")
     if fleet is None:
-        return 1
+        return _metrics(args, None, 1)
     url = args.url or fleet.stack.gateway_url
     limits = Limits(timeout=args.timeout, retries=1, deadline=args.deadline)
     report = asyncio.run(probe(fleet, url, os.environ.get(args.key_env), include_external=args.include_external,
@@ -423,7 +426,23 @@ def _emit(report: Report, args: argparse.Namespace) -> int:
                   "the job summary is missing this report", file=sys.stderr)  # fmt: skip
     if args.output or args.format != "text":
         print(f"stack '{args.stack}': {report.summary}", file=sys.stderr)
-    return report.exit_code
+    return _metrics(args, report, report.exit_code)
+
+
+def _metrics(args: argparse.Namespace, report: Report | None, code: int) -> int:
+    """With --metrics-file, write the run's metrics (also when the stack did not load: a check that
+    cannot run must show in them). A file that cannot be written is said; the exit code stays the check's."""
+    if args.metrics_file is None:
+        return code
+    from ._metrics import metrics_text, write_atomically
+
+    text = metrics_text(args.command, args.stack, code, time.time(), report)
+    try:
+        write_atomically(args.metrics_file, text)
+    except OSError as exc:
+        print(f"cannot write the metrics to {args.metrics_file}: {exc.strerror or exc}; they were not written",
+              file=sys.stderr)  # fmt: skip
+    return code
 
 
 def _logs(args: argparse.Namespace) -> int:
