@@ -128,7 +128,10 @@ def _server(
     images = fleet.stack.images
     if isinstance(provider, OllamaProvider):
         docker_host = fleet.stack.hosts[placement.host].docker
-        return OllamaServer(name, OllamaServerArgs(provider, images.ollama or "", placement, docker_host, host.gguf))
+        placed = fleet.stack.providers.get(name)
+        store = placed.ollama_models if placed else None
+        return OllamaServer(name, OllamaServerArgs(provider, images.ollama or "", placement, docker_host, host.gguf,
+                                                   models_store=store))  # fmt: skip
     if isinstance(provider, VllmProvider):
         return VllmServer(
             name,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from llmfleet import OllamaProvider
+from llmfleet import ExistingVolume, OllamaProvider
 
 from .docker_host import gguf_binds
 from .ollama_model import OllamaModel, OllamaModelArgs
@@ -27,9 +27,22 @@ from .server_container import (
 MODELS_DIR = "/root/.ollama"
 
 
-def ollama_spec(p: OllamaProvider, models_volume: pulumi.Input[str], gguf: Mount | None = None) -> ContainerSpec:
-    """The server's container. The GGUF directory is mounted only when a model is created from a
-    file in it, so fleets that only pull keep the container they had."""
+def models_mount(store: str | ExistingVolume | None, created: pulumi.Input[str] | None) -> Mount:
+    """Where the models live, at /root/.ollama: an existing host directory or named volume the stack
+    names (`llmfleet:providers.<name>.ollama_models`), else the volume llmfleet created."""
+    if isinstance(store, str):
+        return Mount(MODELS_DIR, host_path=store)
+    if isinstance(store, ExistingVolume):
+        return Mount(MODELS_DIR, volume=store.volume)
+    return Mount(MODELS_DIR, volume=created)
+
+
+def ollama_spec(p: OllamaProvider, models: Mount | pulumi.Input[str], gguf: Mount | None = None) -> ContainerSpec:
+    """The server's container; `models` the models store's mount, or the name of the volume llmfleet
+    created for it. The GGUF directory is mounted only when a model is created from a file in it,
+    so fleets that only pull keep the container they had."""
+    if not isinstance(models, Mount):
+        models = models_mount(None, models)
     files = [m.gguf for m in p.models if m.gguf]
     env = {"OLLAMA_HOST": f"0.0.0.0:{p.listen_port}"}
     if p.context_length:
@@ -43,7 +56,7 @@ def ollama_spec(p: OllamaProvider, models_volume: pulumi.Input[str], gguf: Mount
         # The image has no curl; the ollama CLI talks to the server through OLLAMA_HOST.
         healthcheck=Healthcheck(["CMD", "ollama", "list"], start_period_s=30),
         wait_timeout_s=180,
-        mounts=[Mount(MODELS_DIR, volume=models_volume), *([gguf] if gguf and files else [])],
+        mounts=[models, *([gguf] if gguf and files else [])],
         binds=[b for f in files for b in gguf_binds(gguf, f)] if gguf else [],
         gpus=gpu_request(p.gpus),
     )
@@ -56,6 +69,8 @@ class OllamaServerArgs:
     placement: Placement
     docker_host: str | None  # for the pulls, which run `docker exec` against this host
     gguf: Mount | None = None  # the host's GGUF directory, for models created from a file
+    # An existing models store (the stack's `ollama_models`): used as is, neither created nor deleted.
+    models_store: str | ExistingVolume | None = None
 
 
 class OllamaServer(ServerComponent):
@@ -64,16 +79,23 @@ class OllamaServer(ServerComponent):
     def __init__(self, name: str, args: OllamaServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("llmfleet:index:OllamaServer", name, {}, opts)
         placement = args.placement
-        volume = docker.Volume(
-            f"{name}-models",
-            docker.VolumeArgs(name=f"llmfleet-{placement.stack}-{name}-models"),
-            opts=pulumi.ResourceOptions(
-                parent=self, provider=placement.provider, retain_on_delete=True, depends_on=placement.after_ready()
-            ),
-        )
+        store = args.models_store
+        host_opts = pulumi.ResourceOptions(parent=self, provider=placement.provider, depends_on=placement.after_ready())
+        created = None
+        existing: list[pulumi.Resource] = []
+        if store is None:
+            created = docker.Volume(
+                f"{name}-models",
+                docker.VolumeArgs(name=f"llmfleet-{placement.stack}-{name}-models"),
+                opts=pulumi.ResourceOptions.merge(host_opts, pulumi.ResourceOptions(retain_on_delete=True)),
+            ).name
+        elif isinstance(store, ExistingVolume):
+            # Read, not managed: the `up` stops here if it does not exist (Docker would create an
+            # empty one, and every model would be downloaded again), and destroy never deletes it.
+            existing.append(docker.Volume.get(f"{name}-models", store.volume, opts=host_opts))
         image = pulled_image(name, args.image, placement, self)
-        spec = ollama_spec(args.provider, volume.name, args.gguf)
-        self._serve(name, spec, image.image_id, placement, args.provider.served_names)
+        spec = ollama_spec(args.provider, models_mount(store, created), args.gguf)
+        self._serve(name, spec, image.image_id, placement, args.provider.served_names, depends_on=existing)
         # Pull only once the server is healthy (the container waits for its healthcheck): an
         # ordering through depends_on alone. The container's name is passed as the plain,
         # deterministic value, never as its output: the engine re-diffs a dependent with every
@@ -82,12 +104,16 @@ class OllamaServer(ServerComponent):
         # which would make each model "replace" on every container replacement: `ollama rm` and a
         # full re-pull. Without a property dependency it is left alone; the models survive on the
         # volume the new container mounts.
+        # In a store llmfleet did not create, no model is ever removed (`ollama rm`): neither on destroy
+        # nor when the catalog drops it. The store and what it held before are the operator's.
         container = container_name(placement.stack, name)
         self.models = {
             m.name: OllamaModel(
                 f"{name}-model-{m.name}",
                 OllamaModelArgs(docker_host=args.docker_host, container=container, tag=m.ollama_name, gguf=m.gguf),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.container]),
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[self.container], retain_on_delete=store is not None
+                ),
             )
             for m in args.provider.models
         }

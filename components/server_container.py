@@ -331,8 +331,10 @@ class ServerComponent(pulumi.ComponentResource):
         placement: Placement,
         served: Sequence[str],
         extra_env: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
+        depends_on: Sequence[pulumi.Resource] = (),
     ) -> None:
-        self.container = server_container(name, spec, image_id, placement, self, extra_env=extra_env)
+        self.container = server_container(name, spec, image_id, placement, self, extra_env=extra_env,
+                                          depends_on=depends_on)  # fmt: skip
         self.served_names = pulumi.Output.from_input(list(served))
 
     def _register(self) -> None:

@@ -53,6 +53,7 @@ _EXPORTS = {
     "probe_declared": "_probe",
     "probe_targets": "_probe",
     "BuildSpec": "_stack",
+    "ExistingVolume": "_stack",
     "Gateway": "_stack",
     "Host": "_stack",
     "Images": "_stack",
@@ -67,6 +68,7 @@ __all__ = [
     "Catalog",
     "CheckResult",
     "ConfigError",
+    "ExistingVolume",
     "ExternalModel",
     "ExternalProvider",
     "Fleet",
@@ -147,4 +149,4 @@ if _TYPE_CHECKING:  # what type checkers and IDEs see
     from ._probe import ProbeTarget, probe, probe_declared, probe_targets
     from ._project import stack_names
     from ._report import CheckResult, Report, Verdict
-    from ._stack import BuildSpec, Gateway, Host, Images, Placement, StackSettings
+    from ._stack import BuildSpec, ExistingVolume, Gateway, Host, Images, Placement, StackSettings

@@ -3,7 +3,7 @@ become network aliases do not collide, and published ports do not clash."""
 
 from __future__ import annotations
 
-from ._catalog import ExternalProvider
+from ._catalog import ExternalProvider, OllamaProvider
 from ._checks_context import CheckContext, closest
 from ._containers import reserved_provider_names
 from ._front_proxy import FRONT_ALIAS, GATEWAY_ALIAS
@@ -40,6 +40,7 @@ def placement(ctx: CheckContext) -> None:
                 "Remove this entry.",
             )
             continue
+        _ollama_models(ctx, pname, provider, placed.ollama_models)
         if placed.host and placed.host not in hosts:
             ctx.error(
                 ctx.stk,
@@ -58,6 +59,20 @@ def placement(ctx: CheckContext) -> None:
                 "missing-address",
                 f"Set llmfleet:hosts.{host}.address to an IP or name of '{host}'.",
             )
+
+
+def _ollama_models(ctx: CheckContext, pname: str, provider: object, store: object) -> None:
+    path = ("config", "llmfleet:providers", pname, "ollama_models")
+    if store is None:
+        return
+    if not isinstance(provider, OllamaProvider):
+        ctx.error(ctx.stk, path, f"'{pname}' is not an Ollama provider: only Ollama keeps a models store",
+                  "ollama-models", "Remove this key.")  # fmt: skip
+    elif isinstance(store, str) and store.rstrip("/").endswith("/models"):
+        parent = store.rstrip("/").removesuffix("/models") or "/"
+        ctx.warn(ctx.stk, path, f"'{store}' looks like Ollama's models/ directory itself; it is mounted at "
+                 "/root/.ollama, where Ollama looks for models/ inside it",
+                 "ollama-models", f"Give the directory that holds models/: {parent}")  # fmt: skip
 
 
 def reserved_names(ctx: CheckContext) -> None:
