@@ -31,6 +31,7 @@ _EXPORTS = {
     "CheckResult": "_report",
     "Report": "_report",
     "Limits": "_http",
+    "CertificatesError": "_http",
     "Verdict": "_report",
     "backend_urls": "_drift",
     "check_drift": "_drift",
@@ -66,6 +67,7 @@ __all__ = [
     "Alias",
     "BuildSpec",
     "Catalog",
+    "CertificatesError",
     "CheckResult",
     "ConfigError",
     "ExistingVolume",
@@ -143,7 +145,7 @@ if _TYPE_CHECKING:  # what type checkers and IDEs see
     from ._drift import check as check_drift
     from ._errors import ConfigError, LlmfleetError, Problem, format_key_path
     from ._gateway_config import backend_root, gateway_config, render_gateway_config
-    from ._http import Limits
+    from ._http import CertificatesError, Limits
     from ._load import Fleet, load_catalog, load_fleet, load_stack_settings
     from ._model_diff import model_diff
     from ._probe import ProbeTarget, probe, probe_declared, probe_targets

@@ -343,6 +343,7 @@ def _drift(args: argparse.Namespace) -> int:
     import asyncio
 
     from ._drift import Limits, check
+    from ._http import CertificatesError
 
     fleet = _load(args.project_dir, args.stack, not_done="the gateway was not checked")
     if fleet is None:
@@ -350,16 +351,20 @@ def _drift(args: argparse.Namespace) -> int:
     url = args.url or fleet.stack.gateway_url
     limits = Limits(timeout=args.timeout, deadline=args.deadline)
     progress = _attempt_progress(args.wait) if args.wait and _on_terminal() else None
-    report = asyncio.run(check(fleet, url, os.environ.get(args.key_env), backends=args.backends,
-                               wait=args.wait, limits=limits, key_source=f"the environment variable {args.key_env}",
-                               progress=progress))  # fmt: skip
+    try:
+        report = asyncio.run(check(fleet, url, os.environ.get(args.key_env), backends=args.backends, wait=args.wait,
+                                   limits=limits, key_source=f"the environment variable {args.key_env}",
+                                   progress=progress))  # fmt: skip
+    except CertificatesError as exc:
+        print(f"stack '{args.stack}': could not check: {exc}", file=sys.stderr)
+        return _metrics(args, None, 1)
     return _emit(report, args)
 
 
 def _probe(args: argparse.Namespace) -> int:
     import asyncio
 
-    from ._http import Limits
+    from ._http import CertificatesError, Limits
     from ._probe import probe
 
     fleet = _load(args.project_dir, args.stack, not_done="the gateway was not checked")
@@ -367,10 +372,14 @@ def _probe(args: argparse.Namespace) -> int:
         return _metrics(args, None, 1)
     url = args.url or fleet.stack.gateway_url
     limits = Limits(timeout=args.timeout, retries=1, deadline=args.deadline)
-    report = asyncio.run(probe(fleet, url, os.environ.get(args.key_env), include_external=args.include_external,
-                               backends=args.backends, limits=limits,
-                               key_source=f"the environment variable {args.key_env}",
-                               progress=_check_progress if _on_terminal() else None))  # fmt: skip
+    try:
+        report = asyncio.run(probe(fleet, url, os.environ.get(args.key_env), include_external=args.include_external,
+                                   backends=args.backends, limits=limits,
+                                   key_source=f"the environment variable {args.key_env}",
+                                   progress=_check_progress if _on_terminal() else None))  # fmt: skip
+    except CertificatesError as exc:
+        print(f"stack '{args.stack}': could not check: {exc}", file=sys.stderr)
+        return _metrics(args, None, 1)
     return _emit(report, args)
 
 

@@ -5,10 +5,12 @@ cannot be written changes nothing but a message."""
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from llmfleet._cli import main
@@ -193,3 +195,22 @@ def test_label_values_are_escaped_per_the_exposition_format() -> None:
         == 0
     )
     assert parsed[("llmfleet_probe_last_run_timestamp_seconds", frozenset({"stack": 'st"ack'}.items()))] == 1700000000
+
+
+def test_the_readme_alert_rules_use_only_metrics_the_checks_write(
+    project: Path, gateway: StandIn, tmp_path: Path, capsys
+) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    [rules] = [b for b in re.findall(r"```yaml\n(.*?)```", readme, re.DOTALL) if "alert: Llmfleet" in b]
+    exprs = [r["expr"] for g in yaml.safe_load(rules)["groups"] for r in g["rules"]]
+    used = {name for expr in exprs for name in re.findall(r"llmfleet_[a-z_]+", expr)}
+    gateway.routes["/v1/models"] = json_route(openai_models(["qwen2.5:0.5b", "llama3.1:latest", "chat"]))
+    gateway.posts["/v1/chat/completions"] = lambda body: litellm_answer(f"{body['model']}@ollama", body["model"])
+    written = set()
+    for command in ("drift", "probe"):
+        check(command, project, gateway.url, tmp_path / f"{command}.prom", capsys)
+        written |= {name for name, _ in samples(tmp_path / f"{command}.prom")}
+    assert used and used <= written, used - written
+    # The example's cron lines write where the collector reads: *.prom files.
+    paths = re.findall(r"--metrics-file (/\S+)", readme)
+    assert len(paths) == 2 and all(path.endswith(".prom") for path in paths), paths
