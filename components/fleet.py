@@ -23,7 +23,7 @@ from llmfleet import (
     render_gateway_config,
 )
 from llmfleet._checks_gpus import shares_beside
-from llmfleet._docker_names import FRONT_PROXY
+from llmfleet._docker_names import FRONT_PROXY, GATEWAY
 from llmfleet._front_proxy import FrontProxySettings
 from llmfleet._stack import set_secret_command
 
@@ -112,7 +112,7 @@ def deploy_fleet(fleet: Fleet, secrets: FleetSecrets, project_dir: Path) -> Depl
         ),
     )
     gateway = Gateway(
-        "gateway",
+        GATEWAY,
         GatewayArgs(
             image=settings.images.litellm,
             config_yaml=render_gateway_config(fleet),
@@ -150,9 +150,13 @@ def _server(
         settings = fleet.stack.hosts[placement.host]
         memory = (GpuMemory(settings.gpu_memory_gib, shares_beside(fleet.catalog, fleet.stack, name))
                   if settings.gpu_memory_gib else None)  # fmt: skip
+        placed = fleet.stack.providers.get(name)
+        store = placed.ollama_models if placed else None
         return OllamaServer(
-            name, OllamaServerArgs(provider, _ref(images, "ollama"), placement, settings.docker, host.gguf, memory)
-        )
+            name,
+            OllamaServerArgs(provider, _ref(images, "ollama"), placement, settings.docker, host.gguf, memory,
+                             models_store=store),
+        )  # fmt: skip
     if isinstance(provider, VllmProvider):
         return VllmServer(
             name,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from llmfleet import OllamaProvider
+from llmfleet import ExistingVolume, OllamaProvider
 from llmfleet._docker_names import volume_name
 
 from .docker_host import gguf_binds
@@ -58,12 +58,25 @@ def ollama_env(p: OllamaProvider, memory: GpuMemory | None = None) -> dict[str, 
     return env
 
 
+def models_mount(store: str | ExistingVolume | None, created: pulumi.Input[str] | None) -> Mount:
+    """Where the models live, at /root/.ollama: an existing host directory or named volume the stack
+    names (`llmfleet:providers.<name>.ollama_models`), else the volume llmfleet created."""
+    if isinstance(store, str):
+        return Mount(MODELS_DIR, host_path=store)
+    if isinstance(store, ExistingVolume):
+        return Mount(MODELS_DIR, volume=store.volume)
+    return Mount(MODELS_DIR, volume=created)
+
+
 def ollama_spec(
-    p: OllamaProvider, models_volume: pulumi.Input[str], gguf: Mount | None = None, memory: GpuMemory | None = None
+    p: OllamaProvider, models: Mount | pulumi.Input[str], gguf: Mount | None = None, memory: GpuMemory | None = None
 ) -> ContainerSpec:
-    """The server's container. The GGUF directory is mounted only when a model is created from a
-    file in it, so fleets that only pull keep the container they had. With the host's GPU memory
-    known, the gpu_memory_budget becomes a limit Ollama applies (OLLAMA_GPU_OVERHEAD)."""
+    """The server's container; `models` the models store's mount, or the name of the volume llmfleet
+    created for it. The GGUF directory is mounted only when a model is created from a file in it,
+    so fleets that only pull keep the container they had. With the host's GPU memory known, the
+    gpu_memory_budget becomes a limit Ollama applies (OLLAMA_GPU_OVERHEAD)."""
+    if not isinstance(models, Mount):
+        models = models_mount(None, models)
     files = [m.gguf for m in p.models if m.gguf]
     env = ollama_env(p, memory)
     return ContainerSpec(
@@ -73,7 +86,7 @@ def ollama_spec(
         # The image has no curl; the ollama CLI talks to the server through OLLAMA_HOST.
         healthcheck=Healthcheck(["CMD", "ollama", "list"], start_period_s=30),
         wait_timeout_s=180,
-        mounts=[Mount(MODELS_DIR, volume=models_volume), *([gguf] if gguf and files else [])],
+        mounts=[models, *([gguf] if gguf and files else [])],
         binds=[b for f in files for b in gguf_binds(gguf, f)] if gguf else [],
         gpus=gpu_request(p.gpus),
     )
@@ -87,6 +100,8 @@ class OllamaServerArgs:
     docker_host: str | None  # for the pulls, which run `docker exec` against this host
     gguf: Mount | None = None  # the host's GGUF directory, for models created from a file
     memory: GpuMemory | None = None  # the host's GPU memory, when declared: the budget becomes a limit
+    # An existing models store (the stack's `ollama_models`): used as is, neither created nor deleted.
+    models_store: str | ExistingVolume | None = None
 
 
 class OllamaServer(ServerComponent):
@@ -95,16 +110,23 @@ class OllamaServer(ServerComponent):
     def __init__(self, name: str, args: OllamaServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("llmfleet:index:OllamaServer", name, {}, opts)
         placement = args.placement
-        volume = docker.Volume(
-            f"{name}-models",
-            docker.VolumeArgs(name=volume_name(placement.stack, f"{name}-models")),
-            opts=pulumi.ResourceOptions(
-                parent=self, provider=placement.provider, retain_on_delete=True, depends_on=placement.after_ready()
-            ),
-        )
+        store = args.models_store
+        host_opts = pulumi.ResourceOptions(parent=self, provider=placement.provider, depends_on=placement.after_ready())
+        created = None
+        existing: list[pulumi.Resource] = []
+        if store is None:
+            created = docker.Volume(
+                f"{name}-models",
+                docker.VolumeArgs(name=volume_name(placement.stack, f"{name}-models")),
+                opts=pulumi.ResourceOptions.merge(host_opts, pulumi.ResourceOptions(retain_on_delete=True)),
+            ).name
+        elif isinstance(store, ExistingVolume):
+            # Read, not managed: the `up` stops here if it does not exist (Docker would create an
+            # empty one, and every model would be downloaded again), and destroy never deletes it.
+            existing.append(docker.Volume.get(f"{name}-models", store.volume, opts=host_opts))
         image = pulled_image(name, args.image, placement, self)
-        spec = ollama_spec(args.provider, volume.name, args.gguf, args.memory)
-        self._serve(name, spec, image.image_id, placement, args.provider.served_names)
+        spec = ollama_spec(args.provider, models_mount(store, created), args.gguf, args.memory)
+        self._serve(name, spec, image.image_id, placement, args.provider.served_names, depends_on=existing)
         # Pull only once the server is healthy (the container waits for its healthcheck): an
         # ordering through depends_on alone. The container's name is passed as the plain,
         # deterministic value, never as its output: the engine re-diffs a dependent with every
@@ -113,12 +135,16 @@ class OllamaServer(ServerComponent):
         # which would make each model "replace" on every container replacement: `ollama rm` and a
         # full re-pull. Without a property dependency it is left alone; the models survive on the
         # volume the new container mounts.
+        # In a store llmfleet did not create, no model is ever removed (`ollama rm`): neither on destroy
+        # nor when the catalog drops it. The store and what it held before are the operator's.
         container = container_name(placement.stack, name)
         self.models = {
             m.name: OllamaModel(
                 f"{name}-model-{m.name}",
                 OllamaModelArgs(docker_host=args.docker_host, container=container, tag=m.ollama_name, gguf=m.gguf),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.container]),
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[self.container], retain_on_delete=store is not None
+                ),
             )
             for m in args.provider.models
         }

@@ -105,6 +105,13 @@ class OllamaModelProvider(ResourceProvider):
             argv = self.create_from_gguf(props.get("docker_host"), props["container"], props["tag"], gguf)
             self._run(props, argv, self.PULL_TIMEOUT_S, f"`ollama create {props['tag']}` from `FROM {gguf}`")
         else:
+            # A model already in the store (a reused models directory or volume, or one kept on the
+            # volume from an earlier deploy) is adopted as it is: `ollama pull` would download no
+            # blob it has, but still asks the registry for the manifest, which an air-gapped host
+            # cannot reach, and would move a tag like `latest` to whatever it names today.
+            digest = self._digest(props)
+            if digest is not None:
+                return CreateResult(id_=f"{props['container']}/{props['tag']}", outs={**props, "digest": digest})
             self._ollama(props, ["pull", props["tag"]], self.PULL_TIMEOUT_S)
         digest = self._digest(props)
         if digest is None:

@@ -13,10 +13,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_docker as docker
 
-from llmfleet._docker_names import container_name
-
-# Labels every container carries, so `docker ps --filter label=llmfleet.stack=prod` finds a fleet.
-LABEL_PREFIX = "llmfleet"
+# Names and labels come from the library: `llmfleet logs` finds the containers by the same ones.
+from llmfleet._docker_names import container_labels, container_name
 
 
 @dataclass(frozen=True)
@@ -291,9 +289,8 @@ def server_container(
             stop_timeout=spec.stop_grace_s,
             destroy_grace_seconds=spec.stop_grace_s,
             labels=[
-                docker.ContainerLabelArgs(label=f"{LABEL_PREFIX}.stack", value=placement.stack),
-                docker.ContainerLabelArgs(label=f"{LABEL_PREFIX}.provider", value=name),
-                docker.ContainerLabelArgs(label=f"{LABEL_PREFIX}.kind", value=spec.kind),
+                docker.ContainerLabelArgs(label=label, value=value)
+                for label, value in container_labels(placement.stack, name, spec.kind).items()
             ],
         ),
         opts=pulumi.ResourceOptions(
@@ -334,8 +331,10 @@ class ServerComponent(pulumi.ComponentResource):
         placement: Placement,
         served: Sequence[str],
         extra_env: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
+        depends_on: Sequence[pulumi.Resource] = (),
     ) -> None:
-        self.container = server_container(name, spec, image_id, placement, self, extra_env=extra_env)
+        self.container = server_container(name, spec, image_id, placement, self, extra_env=extra_env,
+                                          depends_on=depends_on)  # fmt: skip
         self.served_names = pulumi.Output.from_input(list(served))
 
     def _register(self) -> None:

@@ -31,6 +31,7 @@ _EXPORTS = {
     "CheckResult": "_report",
     "Report": "_report",
     "Limits": "_http",
+    "CertificatesError": "_http",
     "Verdict": "_report",
     "backend_urls": "_drift",
     "check_drift": "_drift",
@@ -53,6 +54,7 @@ _EXPORTS = {
     "probe_declared": "_probe",
     "probe_targets": "_probe",
     "BuildSpec": "_stack",
+    "ExistingVolume": "_stack",
     "Gateway": "_stack",
     "Host": "_stack",
     "Images": "_stack",
@@ -66,8 +68,10 @@ __all__ = [
     "Alias",
     "BuildSpec",
     "Catalog",
+    "CertificatesError",
     "CheckResult",
     "ConfigError",
+    "ExistingVolume",
     "ExternalModel",
     "ExternalProvider",
     "Fleet",
@@ -143,10 +147,10 @@ if _TYPE_CHECKING:  # what type checkers and IDEs see
     from ._drift import check as check_drift
     from ._errors import ConfigError, LlmfleetError, Problem, format_key_path
     from ._gateway_config import backend_root, gateway_config, render_gateway_config
-    from ._http import Limits
+    from ._http import CertificatesError, Limits
     from ._load import Fleet, load_catalog, load_fleet, load_stack_settings
     from ._model_diff import model_diff
     from ._probe import ProbeTarget, probe, probe_declared, probe_targets
     from ._project import stack_names
     from ._report import CheckResult, Report, Verdict
-    from ._stack import BuildSpec, Gateway, Host, Images, Placement, ServerImage, StackSettings
+    from ._stack import BuildSpec, ExistingVolume, Gateway, Host, Images, Placement, ServerImage, StackSettings

@@ -3,9 +3,9 @@ become network aliases do not collide, and published ports do not clash."""
 
 from __future__ import annotations
 
-from ._catalog import ExternalProvider
+from ._catalog import ExternalProvider, OllamaProvider
 from ._checks_context import CheckContext, closest
-from ._docker_names import FRONT_PROXY, container_name
+from ._docker_names import reserved_provider_names
 from ._front_proxy import FRONT_ALIAS, GATEWAY_ALIAS
 
 
@@ -40,6 +40,7 @@ def placement(ctx: CheckContext) -> None:
                 "Remove this entry.",
             )
             continue
+        _ollama_models(ctx, pname, provider, placed.ollama_models)
         if placed.host and placed.host not in hosts:
             ctx.error(
                 ctx.stk,
@@ -60,6 +61,20 @@ def placement(ctx: CheckContext) -> None:
             )
 
 
+def _ollama_models(ctx: CheckContext, pname: str, provider: object, store: object) -> None:
+    path = ("config", "llmfleet:providers", pname, "ollama_models")
+    if store is None:
+        return
+    if not isinstance(provider, OllamaProvider):
+        ctx.error(ctx.stk, path, f"'{pname}' is not an Ollama provider: only Ollama keeps a models store",
+                  "ollama-models", "Remove this key.")  # fmt: skip
+    elif isinstance(store, str) and store.rstrip("/").endswith("/models"):
+        parent = store.rstrip("/").removesuffix("/models") or "/"
+        ctx.warn(ctx.stk, path, f"'{store}' looks like Ollama's models/ directory itself; it is mounted at "
+                 "/root/.ollama, where Ollama looks for models/ inside it",
+                 "ollama-models", f"Give the directory that holds models/: {parent}")  # fmt: skip
+
+
 def reserved_names(ctx: CheckContext) -> None:
     # Provider names are network aliases on the fleet network, beside the gateways' own.
     for reserved in (GATEWAY_ALIAS, FRONT_ALIAS):
@@ -67,12 +82,11 @@ def reserved_names(ctx: CheckContext) -> None:
             ctx.error(ctx.cat, ("providers", reserved),
                       f"'{reserved}' is a network alias llmfleet uses for the gateways and their front proxy",
                       "reserved-name", "Rename the provider.")  # fmt: skip
-    # Server containers are llmfleet-<stack>-<provider>: a provider named as the front proxy would
-    # take its container's name.
-    if FRONT_PROXY in ctx.catalog.local_providers():
-        ctx.error(ctx.cat, ("providers", FRONT_PROXY),
-                  f"'{FRONT_PROXY}' would name its container {container_name(ctx.name, FRONT_PROXY)}, the name of the "
-                  "gateway's front proxy", "reserved-name", "Rename the provider.")  # fmt: skip
+    # Names llmfleet gives its own containers (and `llmfleet logs` accepts beside the providers').
+    for reserved, why in reserved_provider_names().items():
+        if reserved in ctx.catalog.local_providers():
+            ctx.error(ctx.cat, ("providers", reserved), f"'{reserved}' is reserved: {why}", "reserved-name",
+                      "Rename the provider.")  # fmt: skip
 
 
 def ports(ctx: CheckContext) -> None:

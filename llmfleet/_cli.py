@@ -1,4 +1,4 @@
-"""`llmfleet` (or `python -m llmfleet`): validate, render, list and diff the models of a stack, check for drift, probe.
+"""`llmfleet` (or `python -m llmfleet`): validate, render, list and diff a stack's models, check drift, probe, logs.
 
 Exit codes, the same for every command:
   0    success: valid; in sync; every name answers
@@ -171,7 +171,40 @@ def _parser(project_dir: Path = Path(".")) -> argparse.ArgumentParser:
     p.add_argument("--deadline", type=_positive_seconds, default=60.0, metavar="SECONDS",
                    help="for the whole probe (default 60)")  # fmt: skip
     _report_options(p)
+
+    p = sub.add_parser(
+        "logs",
+        help="show a deployed server's recent log (a provider, gateway or front-proxy)",
+        description="Show the recent log of a provider's container, the gateway's or the front proxy's, read with "
+        "the Docker CLI from the host the stack placed it on, through the host's `docker` endpoint in the stack "
+        "file (none: the local engine, DOCKER_HOST). Every gateway container of the stack is shown, oldest "
+        "first (two during a catalog change's roll). Exit 0 shown, 1 could not, 64 an unknown name.",
+    )
+    p.add_argument("--stack", required=True, help=stack_help)
+    p.add_argument("name", metavar="NAME", help="a local provider of the stack's catalog, gateway or front-proxy")
+    p.add_argument("--tail", type=_tail, default="200", metavar="N",
+                   help="lines from the end of each log, or all (default: %(default)s)")  # fmt: skip
+    p.add_argument("--since", type=_since, metavar="WHEN",
+                   help="only lines since: a duration (10m, 1h30m) or a date/time (2026-12-03T13:00:00Z)")  # fmt: skip
+    p.add_argument("--follow", "-f", action="store_true",
+                   help="keep printing new lines (with several gateway containers: the newest one's)")  # fmt: skip
+    p.add_argument("--timestamps", "-t", action="store_true", help="prefix each line with its time")
     return parser
+
+
+def _tail(text: str) -> str:
+    if text == "all" or (text.isdigit() and text.isascii()):
+        return text
+    raise argparse.ArgumentTypeError(f"'{text}' is not a number of lines: give a whole number, or all")
+
+
+def _since(text: str) -> str:
+    from ._logs import SINCE
+
+    if SINCE.fullmatch(text):
+        return text
+    raise argparse.ArgumentTypeError(f"'{text}' is not a time: give a duration (10m, 1h30m, 45s), a Unix time "
+                                     "or a date and time (2026-12-03T13:00:00Z)")  # fmt: skip
 
 
 def _gateway_options(p: argparse.ArgumentParser, stack_help: str) -> None:
@@ -188,6 +221,9 @@ def _report_options(p: argparse.ArgumentParser) -> None:
                    help="report format: text, json, markdown (a job summary) or junit (CI test reports) "
                    "(default: %(default)s)")  # fmt: skip
     p.add_argument("--output", type=_path, metavar="FILE", help="write the report here instead of stdout")
+    p.add_argument("--metrics-file", type=_path, metavar="FILE",
+                   help="also write the result as Prometheus metrics here (atomically), for node_exporter's "
+                   "textfile collector: name it *.prom in its --collector.textfile.directory")  # fmt: skip
 
 
 def _report(problems: list[Problem], fmt: str, out: TextIO) -> None:
@@ -317,34 +353,43 @@ def _drift(args: argparse.Namespace) -> int:
     import asyncio
 
     from ._drift import Limits, check
+    from ._http import CertificatesError
 
     fleet = _load(args.project_dir, args.stack, not_done="the gateway was not checked")
     if fleet is None:
-        return 1
+        return _metrics(args, None, 1)
     url = args.url or fleet.stack.gateway_url
     limits = Limits(timeout=args.timeout, deadline=args.deadline)
     progress = _attempt_progress(args.wait) if args.wait and _on_terminal() else None
-    report = asyncio.run(check(fleet, url, os.environ.get(args.key_env), backends=args.backends,
-                               wait=args.wait, limits=limits, key_source=f"the environment variable {args.key_env}",
-                               progress=progress))  # fmt: skip
+    try:
+        report = asyncio.run(check(fleet, url, os.environ.get(args.key_env), backends=args.backends, wait=args.wait,
+                                   limits=limits, key_source=f"the environment variable {args.key_env}",
+                                   progress=progress))  # fmt: skip
+    except CertificatesError as exc:
+        print(f"stack '{args.stack}': could not check: {exc}", file=sys.stderr)
+        return _metrics(args, None, 1)
     return _emit(report, args)
 
 
 def _probe(args: argparse.Namespace) -> int:
     import asyncio
 
-    from ._http import Limits
+    from ._http import CertificatesError, Limits
     from ._probe import probe
 
     fleet = _load(args.project_dir, args.stack, not_done="the gateway was not checked")
     if fleet is None:
-        return 1
+        return _metrics(args, None, 1)
     url = args.url or fleet.stack.gateway_url
     limits = Limits(timeout=args.timeout, retries=1, deadline=args.deadline)
-    report = asyncio.run(probe(fleet, url, os.environ.get(args.key_env), include_external=args.include_external,
-                               backends=args.backends, limits=limits,
-                               key_source=f"the environment variable {args.key_env}",
-                               progress=_check_progress if _on_terminal() else None))  # fmt: skip
+    try:
+        report = asyncio.run(probe(fleet, url, os.environ.get(args.key_env), include_external=args.include_external,
+                                   backends=args.backends, limits=limits,
+                                   key_source=f"the environment variable {args.key_env}",
+                                   progress=_check_progress if _on_terminal() else None))  # fmt: skip
+    except CertificatesError as exc:
+        print(f"stack '{args.stack}': could not check: {exc}", file=sys.stderr)
+        return _metrics(args, None, 1)
     return _emit(report, args)
 
 
@@ -400,7 +445,41 @@ def _emit(report: Report, args: argparse.Namespace) -> int:
                   "the job summary is missing this report", file=sys.stderr)  # fmt: skip
     if args.output or args.format != "text":
         print(f"stack '{args.stack}': {report.summary}", file=sys.stderr)
-    return report.exit_code
+    return _metrics(args, report, report.exit_code)
+
+
+def _metrics(args: argparse.Namespace, report: Report | None, code: int) -> int:
+    """With --metrics-file, write the run's metrics (also when the stack did not load: a check that
+    cannot run must show in them). A file that cannot be written is said; the exit code stays the check's."""
+    if args.metrics_file is None:
+        return code
+    from ._metrics import metrics_text, write_atomically
+
+    text = metrics_text(args.command, args.stack, code, time.time(), report)
+    try:
+        write_atomically(args.metrics_file, text)
+    except OSError as exc:
+        print(f"cannot write the metrics to {args.metrics_file}: {exc.strerror or exc}; they were not written",
+              file=sys.stderr)  # fmt: skip
+    return code
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from ._logs import LogsError, logs_options, show_logs
+
+    fleet = _load(args.project_dir, args.stack, not_done="no log was read")
+    if fleet is None:
+        return 1
+    options = logs_options(args.tail, args.since, args.follow, args.timestamps)
+    try:
+        return show_logs(fleet, args.name, options, follow=args.follow,
+                         out=lambda line: print(line, flush=True),
+                         err=lambda line: print(f"llmfleet logs: {line}", file=sys.stderr, flush=True))  # fmt: skip
+    except LogsError as exc:
+        if exc.usage:
+            return _usage("logs", str(exc))
+        print(f"llmfleet logs: {exc}", file=sys.stderr)
+        return 1
 
 
 def _not_a_directory(path: Path) -> str:
@@ -420,7 +499,8 @@ def _usage(command: str, message: str) -> int:
     return EXIT_USAGE
 
 
-COMMANDS = {"validate": _validate, "render": _render, "models": _models, "drift": _drift, "probe": _probe}
+COMMANDS = {"validate": _validate, "render": _render, "models": _models, "drift": _drift, "probe": _probe,
+            "logs": _logs}  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,7 +5,9 @@ redacted from anything shown."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import ssl
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -91,10 +93,35 @@ def describe(exc: httpx.HTTPError, url: str, timeout: float) -> str:
     return f"{url}: {exc.__class__.__name__}: {exc}"
 
 
+def trusted_certificates() -> ssl.SSLContext | bool:
+    """What an https gateway URL is verified against: the certificates named by SSL_CERT_FILE, else
+    SSL_CERT_DIR (an internal CA in front of the gateway), as httpx reads them when it trusts the
+    environment, else httpx's default (certifi's public CAs). The client below ignores the
+    environment (no proxies from it), which would otherwise ignore these too."""
+    if os.environ.get("SSL_CERT_FILE"):
+        name, where = "SSL_CERT_FILE", {"cafile": os.environ["SSL_CERT_FILE"]}
+    elif os.environ.get("SSL_CERT_DIR"):
+        name, where = "SSL_CERT_DIR", {"capath": os.environ["SSL_CERT_DIR"]}
+    else:
+        return True
+    value = os.environ[name]
+    try:
+        return ssl.create_default_context(**where)
+    except (OSError, ssl.SSLError) as exc:  # missing, unreadable, not PEM
+        raise CertificatesError(f"cannot use the certificates {name}={value}: {getattr(exc, 'strerror', None) or exc}. "
+                                "Name a PEM file (or a directory prepared by c_rehash) of the CA that "
+                                "signed the gateway's certificate, or unset it") from None  # fmt: skip
+
+
+class CertificatesError(Exception):
+    """SSL_CERT_FILE or SSL_CERT_DIR names something that holds no usable certificate."""
+
+
 @asynccontextmanager
 async def client(transport: httpx.AsyncBaseTransport | None, connections: int) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(
         transport=transport,
+        verify=trusted_certificates(),
         follow_redirects=True,
         max_redirects=5,
         limits=httpx.Limits(max_connections=max(10, connections), max_keepalive_connections=0),

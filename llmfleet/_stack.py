@@ -48,11 +48,39 @@ class Host(_Strict):
     gpu_memory_gib: Annotated[float, Field(gt=0, strict=True, allow_inf_nan=False, examples=[80])] | None = None
 
 
+class ExistingVolume(_Strict):
+    """A Docker volume that already exists on the provider's host, used as is and never deleted."""
+
+    volume: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+
+
+# An absolute directory on the Docker host (as `docker run -v` takes it; YAML control characters are refused).
+HostDirectory = Annotated[str, StringConstraints(pattern=r"^/.*$")]
+# One shape or the other, told apart by the data: errors come from that shape only.
+OllamaStore = Annotated[
+    Annotated[HostDirectory, Tag("host-directory")] | Annotated[ExistingVolume, Tag("existing-volume")],
+    Discriminator(lambda v: "existing-volume" if isinstance(v, dict | ExistingVolume) else "host-directory"),
+]
+
+
 class Placement(_Strict):
     host: HostName | None = None
     # Opt-in: publish the backend's port on loopback (on the gateway's host), where `drift --backends`,
     # `probe --backends` and debugging reach it.
     publish: Annotated[bool, Field(examples=[True])] = False
+    # Ollama only: an existing models store mounted at /root/.ollama instead of a new volume (an
+    # Ollama's home directory holding `models/`, or a named volume): models already there are not
+    # downloaded again, and llmfleet never deletes the store or a model in it.
+    ollama_models: OllamaStore | None = None
+
+    @field_validator("ollama_models", mode="before")
+    @classmethod
+    def _store(cls, value: object) -> object:
+        if value is None or isinstance(value, dict) or (isinstance(value, str) and value.startswith("/")):
+            return value
+        raise ValueError(f"{value!r} is neither an absolute directory on the host nor a volume: give the "
+                         "directory that holds Ollama's models/ (/usr/share/ollama/.ollama for a Linux install) "
+                         "or `{volume: <existing volume>}`")  # fmt: skip
 
 
 class Gateway(_Strict):

@@ -24,7 +24,7 @@ from typing import Any
 import pulumi.runtime
 from pulumi_policy.proxy import UnknownValueError
 
-from llmfleet import Limits, ProbeTarget, Report, check_declared, probe_declared
+from llmfleet import CertificatesError, Limits, ProbeTarget, Report, check_declared, probe_declared
 from llmfleet._wording import count
 
 GATEWAY_TYPE = "llmfleet:index:Gateway"
@@ -170,8 +170,12 @@ def validate_gateway_drift(
         wait = config.wait_seconds
         for gateway, url, declared, key, source, probed in checks:
             started = time.monotonic()
-            report = await check_declared(url, key, declared, stack=_stack_of(gateway.urn), wait=wait, limits=limits,
-                                          transport=transport, key_source=source)  # fmt: skip
+            try:
+                report = await check_declared(url, key, declared, stack=_stack_of(gateway.urn), wait=wait,
+                                              limits=limits, transport=transport, key_source=source)  # fmt: skip
+            except CertificatesError as exc:
+                report_violation(f"could not check the gateway at {url}: {exc}", gateway.urn)
+                continue
             if report.exit_code != 0:
                 report_violation(violation_message(report), gateway.urn)
                 continue

@@ -23,8 +23,10 @@ PROPS = {"docker_host": "ssh://ops@gpu-1", "container": "llmfleet-prod-ollama", 
 class FakeDocker:
     """Answers `docker exec ... ollama <cmd>` like the real CLI, recording every call."""
 
-    def __init__(self, listing: str = LIST, fail: str | None = None, down: str | None = None) -> None:
+    def __init__(self, listing: str = LIST, fail: str | None = None, down: str | None = None,
+                 before_pull: str | None = None) -> None:  # fmt: skip
         self.listing, self.fail, self.down, self.calls = listing, fail, down, []
+        self.before_pull = before_pull  # what `ollama list` shows until a pull, when not `listing`
 
     def __call__(self, argv: Sequence[str], timeout: float) -> tuple[int, str, str]:
         self.calls.append(list(argv))
@@ -34,16 +36,28 @@ class FakeDocker:
         command = argv[argv.index("ollama") + 1] if "ollama" in argv else "create"
         if command == self.fail:
             return 1, "", "Error: pull model manifest: file does not exist"
-        return 0, self.listing if command == "list" else "success\n", ""
+        if command == "pull":
+            self.before_pull = None
+        if command == "list":
+            return 0, self.listing if self.before_pull is None else self.before_pull, ""
+        return 0, "success\n", ""
 
 
 def test_create_pulls_through_docker_exec_and_records_the_digest() -> None:
-    fake = FakeDocker()
+    fake = FakeDocker(before_pull=LIST.splitlines()[0])  # not in the store yet
     result = OllamaModelProvider(fake).create(PROPS)
-    assert fake.calls[0] == ["docker", "--host", "ssh://ops@gpu-1", "exec", "llmfleet-prod-ollama", "ollama", "pull",
-                             "qwen2.5:0.5b"]  # fmt: skip
+    exec_ = ["docker", "--host", "ssh://ops@gpu-1", "exec", "llmfleet-prod-ollama", "ollama"]
+    assert fake.calls == [[*exec_, "list"], [*exec_, "pull", "qwen2.5:0.5b"], [*exec_, "list"]]
     assert result.id == "llmfleet-prod-ollama/qwen2.5:0.5b"
     assert result.outs["digest"] == "a8b0c5157701"
+
+
+def test_a_model_already_in_the_store_is_adopted_without_a_pull() -> None:
+    """A reused models directory or volume: nothing is fetched, not even the manifest (air-gapped hosts)."""
+    fake = FakeDocker()  # `ollama list` already shows qwen2.5:0.5b
+    result = OllamaModelProvider(fake).create(PROPS)
+    assert [call[-1] for call in fake.calls] == ["list"]
+    assert (result.id, result.outs["digest"]) == ("llmfleet-prod-ollama/qwen2.5:0.5b", "a8b0c5157701")
 
 
 def test_a_failed_pull_says_what_ollama_said() -> None:
@@ -52,7 +66,7 @@ def test_a_failed_pull_says_what_ollama_said() -> None:
         r"Error: pull model manifest: file does not exist"
     )
     with pytest.raises(RuntimeError, match=expected):
-        OllamaModelProvider(FakeDocker(fail="pull")).create(PROPS)
+        OllamaModelProvider(FakeDocker(fail="pull", before_pull=LIST.splitlines()[0])).create(PROPS)
 
 
 def test_read_reports_a_model_removed_by_hand_as_gone() -> None:

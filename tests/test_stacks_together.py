@@ -233,8 +233,8 @@ def test_within_one_stack_two_hosts_on_one_engine_and_a_provider_named_front(tmp
     ]
     write_project(tmp_path, CATALOG.replace("  ollama:", "  front:"))
     assert [short(p) for p in problems_of(tmp_path)] == [
-        "2:3 error reserved-name | providers.front: 'front' would name its container llmfleet-test-front, the "
-        "name of the gateway's front proxy. Rename the provider."
+        "2:3 error reserved-name | providers.front: 'front' is reserved: the front proxy's container is "
+        "llmfleet-<stack>-front. Rename the provider."
     ]
 
 

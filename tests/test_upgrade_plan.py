@@ -1,0 +1,43 @@
+"""README, "Upgrading an image": what replacing a server's image touches, under the SDK's mocks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import llmfleet
+from components import FleetSecrets, deploy_fleet
+
+from .fleetdir import BASE_STACK, write_project
+from .pulumi_program import run_program
+
+CATALOG = """\
+providers:
+  ollama: {kind: ollama, models: ["qwen2.5:0.5b"]}
+  vq: {kind: vllm, model: Qwen/Qwen2.5-0.5B-Instruct, served_name: qwen, gpus: [0]}
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return write_project(tmp_path, CATALOG, BASE_STACK)
+
+
+def test_an_image_upgrade_of_a_server_does_not_replace_the_gateway(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README, "Upgrading an image": a server's container replaced delete-first re-diffs only the
+    resources computed from it (pulumi/pulumi step_generator.go calculateDependentReplacements); the
+    gateway and the front proxy are ordered after the servers but computed from none of them."""
+    fleet = llmfleet.load_fleet(project, "test")
+    secrets = FleetSecrets(master_key="sk-x-123456")
+    run = run_program("test", {}, [], program=lambda: deploy_fleet(fleet, secrets, project), monkeypatch=monkeypatch)
+    servers = {urn for urn, (typ, name) in run.urns.items() if name in ("ollama-container", "vq-container",
+                                                                          "ollama-image", "vq-image")}  # fmt: skip
+    assert len(servers) == 4
+    for name in ("gateway-container", "front-container"):
+        request = run.request("docker:index/container:Container", name)
+        computed_from = {u for deps in request.property_dependencies.values() for u in deps}
+        assert not computed_from & servers, name
+    assert servers & set(run.request("docker:index/container:Container", "gateway-container").dependencies)
