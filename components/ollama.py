@@ -31,7 +31,8 @@ def ollama_spec(p: OllamaProvider, models_volume: pulumi.Input[str], gguf: Mount
     """The server's container. The GGUF directory is mounted only when a model is created from a
     file in it, so fleets that only pull keep the container they had."""
     files = [m.gguf for m in p.models if m.gguf]
-    env = {"OLLAMA_HOST": f"0.0.0.0:{p.listen_port}"}
+    # The catalog's own variables first, llmfleet's over them (validate refuses any overlap).
+    env = {**p.env, "OLLAMA_HOST": f"0.0.0.0:{p.listen_port}"}
     if p.context_length:
         env["OLLAMA_CONTEXT_LENGTH"] = str(p.context_length)
     if p.parallel:

@@ -60,6 +60,11 @@ class _Local(_Strict):
     gpus: Literal["all"] | Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] | None = None
     # Share of each GPU's memory this server may use; required when it shares a GPU with vLLM.
     gpu_memory_budget: Fraction | None = None
+    # Escape hatches, checked by _checks_server_args.py: options appended after llmfleet's own
+    # (vLLM, llama-server) and environment variables for the server (every kind). Text only: a
+    # YAML number or boolean here is an error that says to quote it, never converted.
+    args: list[str] = []
+    env: dict[EnvVarName, str] = {}
 
     @field_validator("gpus", mode="before")
     @classmethod

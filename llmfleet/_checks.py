@@ -22,6 +22,7 @@ from ._checks_names import groups, served_names
 from ._checks_placement import placement, ports, reserved_names
 from ._checks_routes import aliases, context_window_fallbacks, fallbacks
 from ._checks_secrets import secrets
+from ._checks_server_args import server_args
 from ._checks_sources import gguf_files, ollama_cloud_names, ollama_sources
 from ._errors import Problem
 from ._stack import StackSettings
@@ -44,6 +45,7 @@ CHECKS: tuple[Callable[[CheckContext], None], ...] = (
     ollama_cloud_names,
     ollama_sources,
     gguf_files,
+    server_args,
 )
 
 

@@ -191,13 +191,17 @@ class SchemaErrors:
         if kind == "string_type":
             written = self.src.not_strings.get((*self.prefix, *path))
             if written is not None and written[0]:
-                return (f"YAML reads `{written[0]}` as {what_yaml_read(written[1])}, not as a name",
+                noun = "text" if _passed_through(path) else "a name"
+                return (f"YAML reads `{written[0]}` as {what_yaml_read(written[1])}, not as {noun}",
                         f"Quote it: '{written[0]}'.")  # fmt: skip
             if value is None:
                 return "is empty", "Give a value."
             return f"expected a name (text), got {_shown(value)}", ""
         if kind in ("model_type", "model_attributes_type", "dict_type"):
             return f"expected a map (`key: value` lines), got {_shown(value)}", self.map_hint(path, value)
+        if kind == "list_type" and _passed_through((*path, 0)) and isinstance(value, str):
+            items = ", ".join(value.split())
+            return f"expected a list, got {_shown(value)}", f"Write each argument as an item: [{items}]."
         if kind == "list_type":
             example = f"[{value}]" if isinstance(value, str | int) and not isinstance(value, bool) else "[a, b]"
             return f"expected a list, got {_shown(value)}", f"Write a list: {example}."
@@ -269,6 +273,11 @@ class SchemaErrors:
         if meant:
             return message, f"Did you mean '{meant}'?"
         return message, f"Allowed here: {', '.join(allowed)}." if 0 < len(allowed) <= 12 else "Remove it."
+
+
+def _passed_through(path: KeyPath) -> bool:
+    """A value handed to a server as written (an extra argument or variable): text, not a name."""
+    return len(path) == 4 and path[0] == "providers" and path[2] in ("args", "env")
 
 
 def _near_key(key: str, allowed: Iterable[str]) -> str | None:
