@@ -22,6 +22,7 @@ from llmfleet import (
     render_gateway_config,
 )
 from llmfleet._front_proxy import FrontProxySettings
+from llmfleet._gateway_settings import settings_env_names
 from llmfleet._stack import set_secret_command
 
 from .docker_host import DockerHost, DockerHostArgs
@@ -55,8 +56,11 @@ class DeployedFleet:
 
 
 def required_api_keys(fleet: Fleet) -> list[str]:
-    return sorted({p.api_key_env for p in fleet.catalog.providers.values()
-                   if isinstance(p, ExternalProvider) and p.api_key_env})  # fmt: skip
+    """The stack's llmfleet:apiKeys the gateway needs: external providers' keys and every
+    `os.environ/NAME` the catalog's LiteLLM settings read (a callback's key)."""
+    providers = fleet.catalog.providers.values()
+    keys = {p.api_key_env for p in providers if isinstance(p, ExternalProvider) and p.api_key_env}
+    return sorted(keys | settings_env_names(fleet.catalog))
 
 
 def deploy_fleet(fleet: Fleet, secrets: FleetSecrets, project_dir: Path) -> DeployedFleet:

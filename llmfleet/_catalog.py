@@ -18,6 +18,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     StringConstraints,
     ValidationError,
     ValidatorFunctionWrapHandler,
@@ -45,6 +46,31 @@ ModelName = Annotated[str, StringConstraints(min_length=1, max_length=256, patte
 EnvVarName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 Fraction = Annotated[float, Field(gt=0, le=1)]
 
+Count = Annotated[int, Strict(), Field(gt=0)]
+Seconds = Annotated[float, Strict(), Field(gt=0)]
+
+
+class DeploymentLimits(BaseModel):
+    """What LiteLLM enforces per deployment (its `litellm_params`): requests and tokens per
+    minute, the timeouts of a call (seconds) and how often it is retried. Strict numbers: `on` or
+    "30" is an error, never 1 or 30."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rpm: Count | None = None
+    tpm: Count | None = None
+    timeout: Seconds | None = None
+    stream_timeout: Seconds | None = None
+    max_retries: Annotated[int, Strict(), Field(ge=0)] | None = None
+
+    def params(self) -> dict[str, int | float]:
+        return self.model_dump(exclude_none=True)
+
+    def over(self, base: DeploymentLimits | None) -> DeploymentLimits:
+        """These limits, with `base`'s where these give none (a model's over its provider's)."""
+        return DeploymentLimits(**{**(base.params() if base else {}), **self.params()})
+
+
 # How each server kind listens inside its container unless the catalog says otherwise.
 DEFAULT_PORTS = {"ollama": 11434, "vllm": 8000, "llama_cpp": 8080, "llama_cpp_python": 8000}
 
@@ -65,6 +91,7 @@ class _Local(_Strict):
     # YAML number or boolean here is an error that says to quote it, never converted.
     args: list[str] = []
     env: dict[EnvVarName, str] = {}
+    limits: DeploymentLimits | None = None  # LiteLLM's, for every name this provider serves
 
     @field_validator("gpus", mode="before")
     @classmethod
@@ -126,6 +153,7 @@ class OllamaModel(_Strict):
     name: ModelName
     pull: Annotated[str, AfterValidator(_ollama_ref)] | None = None
     gguf: Annotated[str, AfterValidator(_ollama_gguf)] | None = None
+    limits: DeploymentLimits | None = None  # over the provider's, for this name
 
     @model_validator(mode="after")
     def _one_source(self) -> OllamaModel:
@@ -242,6 +270,7 @@ class LlamaCppPythonProvider(_Gguf):
 class ExternalModel(_Strict):
     name: ModelName  # the name clients use at the gateway
     upstream: ModelName | None = None  # the name the external API knows, when different
+    limits: DeploymentLimits | None = None  # over the provider's, for this name
 
     @property
     def upstream_name(self) -> str:
@@ -256,6 +285,7 @@ class ExternalProvider(_Strict):
     base_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+(/\S*)?$")]
     api_key_env: EnvVarName | None = None
     context_length: Annotated[int, Field(gt=0)] | None = None
+    limits: DeploymentLimits | None = None  # LiteLLM's, for every name this provider serves
     # A bare string is shorthand for {name: <it>}; normalised once, at load.
     models: Annotated[list[Annotated[ExternalModel, BeforeValidator(_name_or_map)]], Field(min_length=1)]
 
@@ -300,9 +330,19 @@ class Routes(_Strict):
         return {k: v if isinstance(v, Alias) else Alias(model=v) for k, v in self.aliases.items()}
 
 
+class GatewaySettings(_Strict):
+    """LiteLLM's own settings, merged into what llmfleet renders. Keys are checked against the
+    pinned LiteLLM and against what llmfleet derives (_checks_gateway.py); values are LiteLLM's."""
+
+    litellm_settings: dict[str, Any] = {}
+    router_settings: dict[str, Any] = {}
+    general_settings: dict[str, Any] = {}
+
+
 class Catalog(_Strict):
     providers: Annotated[dict[ProviderName, Provider], Field(min_length=1)]
     routes: Routes = Routes()
+    gateway: GatewaySettings = GatewaySettings()
 
     def local_providers(self) -> dict[str, LocalProvider]:
         return {n: p for n, p in self.providers.items() if not isinstance(p, ExternalProvider)}

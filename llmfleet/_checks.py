@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from ._catalog import Catalog
 from ._checks_context import CheckContext, closest, closest_name, gateway_names
+from ._checks_gateway import gateway_settings
 from ._checks_gpus import gpu_budget
 from ._checks_images import images
 from ._checks_names import groups, served_names
@@ -46,6 +47,7 @@ CHECKS: tuple[Callable[[CheckContext], None], ...] = (
     ollama_sources,
     gguf_files,
     server_args,
+    gateway_settings,
 )
 
 

@@ -41,9 +41,6 @@ _LITELLM_KEYS = {
     "api_base": "A provider's address follows from its kind and placement; an external API takes `base_url`.",
     "api_key": "Give `api_key_env` (the variable's name); the key is a stack secret: llmfleet:apiKeys.",
     "model_info": "llmfleet writes model_info from the catalog (`context_length`).",
-    "router_settings": "Fallbacks, aliases and groups go under `routes`.",
-    "litellm_settings": "Fallbacks, aliases and groups go under `routes`.",
-    "general_settings": "The master key is a stack secret: pulumi config set --secret llmfleet:masterKey.",
 }
 
 

@@ -266,3 +266,15 @@ def _vllm_chat(served: str) -> Callable[[Any], Route]:
         })  # fmt: skip
 
     return answer
+
+
+def serve_openai_chat(server: StandIn, delays: dict[str, float] | None = None) -> None:
+    """An OpenAI-compatible API answering any model (vLLM's shapes), each after its delay: an
+    external provider's endpoint as LiteLLM's `openai/` prefix calls it."""
+
+    def answer(body: Any) -> Route:
+        route = _vllm_chat(str(body.get("model")))(body)
+        return Route(**{**route.__dict__, "delay": (delays or {}).get(str(body.get("model")), 0.0)})
+
+    server.posts["/v1/chat/completions"] = answer
+    server.routes["/v1/models"] = json_route(openai_models([]))

@@ -1,0 +1,50 @@
+"""Checks of LiteLLM's own settings in the catalog (`gateway:`): every key known to the pinned
+LiteLLM, none that would change the served set or what llmfleet derives, and no credential in
+plain text: a secret is an `os.environ/NAME` reference to a key of the stack's llmfleet:apiKeys."""
+
+from __future__ import annotations
+
+from ._checks_context import CheckContext, closest_name
+from ._gateway_settings import DERIVED, SECTIONS, env_ref, walk
+from ._litellm_keys import KNOWN, LITELLM_VERSION
+from ._server_args import looks_secret
+from ._stack import set_secret_command
+
+
+def gateway_settings(ctx: CheckContext) -> None:
+    for section in SECTIONS:
+        values = getattr(ctx.catalog.gateway, section)
+        for key in values:
+            path = ("gateway", section, key)
+            if key in DERIVED[section]:
+                why, instead = DERIVED[section][key]
+                ctx.error(ctx.cat, path, why, "derived-setting", instead)
+            elif key not in KNOWN[section]:
+                # Hundreds of keys: only a near miss is worth naming.
+                meant = closest_name(key, KNOWN[section], cutoff=0.8)
+                hint = f"Did you mean '{meant}'?" if meant else f"See the {section} of LiteLLM's proxy config docs."
+                ctx.error(ctx.cat, path, f"LiteLLM {LITELLM_VERSION} has no {section} key '{key}'",
+                          "unknown-setting", hint)  # fmt: skip
+        _secrets(ctx, section, {k: v for k, v in values.items() if k not in DERIVED[section]})
+    router = ctx.catalog.gateway.router_settings
+    if ctx.catalog.routes.context_window_fallbacks and router.get("enable_pre_call_checks", True) is not True:
+        why = ("LiteLLM chooses a context-window fallback before the call only with pre-call checks on, and "
+               "`routes.context_window_fallbacks` is set")  # fmt: skip
+        path = ("gateway", "router_settings", "enable_pre_call_checks")
+        ctx.error(ctx.cat, path, why, "derived-setting", "Remove it (llmfleet sets it true).")
+
+
+def _secrets(ctx: CheckContext, section: str, values: dict) -> None:
+    for path, value in walk(values, ("gateway", section)):
+        name = env_ref(value)
+        key = path[-1]
+        if name is not None:
+            if name not in ctx.stack.api_keys:
+                run = f"Run: {set_secret_command(f'llmfleet:apiKeys.{name}', ctx.name)}"
+                message = f"no secret {name} for `{value}` in the catalog's gateway settings"
+                ctx.warn(ctx.stk, ("config",), message, "missing-secret", run)
+        elif isinstance(key, str) and looks_secret(key) and isinstance(value, str) and value:
+            name = key.upper()
+            ctx.error(ctx.cat, path, "a credential in plain text in the catalog (a git file)", "catalog-secret",
+                      f"Write `os.environ/{name}` and keep the value in the stack. "
+                      f"Run: {set_secret_command(f'llmfleet:apiKeys.{name}', ctx.name)}")  # fmt: skip
