@@ -277,17 +277,62 @@ class ExternalModel(_Strict):
         return self.upstream or self.name
 
 
+# LiteLLM's model prefix for each external API (its providers, read in litellm 1.108.7's
+# llms/<provider>/): `openai` is any OpenAI-compatible endpoint; `ollama` uses Ollama's native chat.
+EXTERNAL_PREFIX = {
+    "ollama": "ollama_chat",
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "gemini": "gemini",
+    "azure": "azure",
+    "openrouter": "openrouter",
+    "groq": "groq",
+}
+# The variable each hosted API's key is usually kept in: what the hint for a missing key names.
+EXTERNAL_KEY_ENV = {
+    "anthropic": "ANTHROPIC_API_KEY",
+    "gemini": "GEMINI_API_KEY",
+    "azure": "AZURE_API_KEY",
+    "openrouter": "OPENROUTER_API_KEY",
+    "groq": "GROQ_API_KEY",
+}
+
+
 class ExternalProvider(_Strict):
-    """An API we route to but do not provision (Ollama Cloud, OpenAI, ...)."""
+    """An API we route to but do not provision (Ollama Cloud, OpenAI, Anthropic, Gemini, Azure
+    OpenAI, OpenRouter, Groq, any OpenAI-compatible endpoint)."""
 
     kind: Literal["external"]
-    api: Literal["ollama", "openai"]
-    base_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+(/\S*)?$")]
+    api: Literal["ollama", "openai", "anthropic", "gemini", "azure", "openrouter", "groq"]
+    # Optional where LiteLLM knows the endpoint (OpenAI, Anthropic, Gemini, OpenRouter, Groq).
+    base_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+(/\S*)?$")] | None = None
+    api_version: Annotated[str, StringConstraints(pattern=r"^\S+$")] | None = None  # Azure OpenAI's
     api_key_env: EnvVarName | None = None
     context_length: Annotated[int, Field(gt=0)] | None = None
     limits: DeploymentLimits | None = None  # LiteLLM's, for every name this provider serves
     # A bare string is shorthand for {name: <it>}; normalised once, at load.
     models: Annotated[list[Annotated[ExternalModel, BeforeValidator(_name_or_map)]], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _what_the_api_needs(self) -> ExternalProvider:
+        if self.base_url is None and self.api == "ollama":
+            raise ValueError("`api: ollama` needs `base_url` (https://ollama.com, or your Ollama's address)")
+        if self.api == "azure":
+            missing = [k for k in ("base_url", "api_version") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(
+                    f"`api: azure` needs {' and '.join(f'`{k}`' for k in missing)}: base_url is your resource's "
+                    "endpoint (https://<resource>.openai.azure.com), api_version the API version to call "
+                    "(e.g. 2024-10-21); each model's `upstream` is its deployment name"
+                )
+        elif self.api_version is not None:
+            raise ValueError("`api_version` is for `api: azure` only: remove it")
+        if self.api in EXTERNAL_KEY_ENV and self.api_key_env is None:
+            raise ValueError(
+                f"`api: {self.api}` needs a key: give `api_key_env: {EXTERNAL_KEY_ENV[self.api]}` and set it as "
+                "the stack secret llmfleet:apiKeys." + EXTERNAL_KEY_ENV[self.api]
+            )
+        return self
 
     @property
     def served_names(self) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._catalog import (
+    EXTERNAL_PREFIX,
     Alias,
     DeploymentLimits,
     ExternalProvider,
@@ -53,8 +54,11 @@ def _params(fleet: Fleet, provider: str, served: str) -> dict[str, Any]:
         }
     assert isinstance(p, ExternalProvider)
     upstream = next(m.upstream_name for m in p.models if m.name == served)
-    prefix = "ollama_chat" if p.api == "ollama" else "openai"
-    params: dict[str, Any] = {"model": f"{prefix}/{upstream}", "api_base": p.base_url}
+    params: dict[str, Any] = {"model": f"{EXTERNAL_PREFIX[p.api]}/{upstream}"}
+    if p.base_url:  # else LiteLLM's own endpoint for the API
+        params["api_base"] = p.base_url
+    if p.api_version:
+        params["api_version"] = p.api_version
     if p.api_key_env:
         params["api_key"] = f"os.environ/{p.api_key_env}"
     return params
