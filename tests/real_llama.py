@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from components.llama_cpp import llama_server_command
+from components.llama_cpp import llama_server_command, llama_server_env
 from components.llama_cpp_python import llama_cpp_python_env
 from llmfleet import LlamaCppProvider, LlamaCppPythonProvider
 
@@ -33,6 +33,11 @@ def _loopback(args: list[str]) -> list[str]:
 
 def llama_server_argv(servers: LlamaServers, p: LlamaCppProvider) -> list[str]:
     return [str(servers.llama_server), *_loopback(llama_server_command(p))]
+
+
+def llama_server_environment(p: LlamaCppProvider) -> dict[str, str]:
+    # A clean environment too: llama-server reads LLAMA_ARG_* variables.
+    return {**llama_server_env(p), "PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp")}
 
 
 def llama_cpp_python_environment(p: LlamaCppPythonProvider) -> dict[str, str]:
