@@ -69,8 +69,8 @@ def deploy_fleet(fleet: Fleet, secrets: FleetSecrets, project_dir: Path) -> Depl
     if missing:  # checked before anything is created
         keys = ", ".join(missing)
         raise pulumi.RunError(
-            f"stack '{stack}': no secret for {keys} (external providers' api_key_env). Run: "
-            + "; ".join(set_secret_command(f"llmfleet:apiKeys.{k}", stack) for k in missing)
+            f"stack '{stack}': no secret for {keys} (external providers' api_key_env, the gateway settings' "
+            "os.environ/NAME). Run: " + "; ".join(set_secret_command(f"llmfleet:apiKeys.{k}", stack) for k in missing)
         )
     gateway_host = settings.gateway_host
     in_use = sorted({settings.host_of(p) for p in catalog.local_providers()} | {gateway_host})

@@ -88,6 +88,7 @@ VLLM_FLAGS: dict[str, Derived] = {
     "--served-model-name": Derived("the served name", _key("served_name")),
     "--host": _HOST,
     "--port": _PORT,
+    "--uds": Derived("the port (a Unix socket instead)", "The gateway and the healthcheck reach the server by port"),
     "--max-model-len": Derived("the context length", _key("max_model_len")),
     "--gpu-memory-utilization": Derived("the GPU memory share", _key("gpu_memory_utilization")),
     **dict.fromkeys(

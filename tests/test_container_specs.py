@@ -178,6 +178,7 @@ def test_llmfleets_own_settings_win_even_if_the_checks_were_bypassed() -> None:
         ("llama_cpp", "--n-gpu-layers", "--n-gpu-layers"), ("llama_cpp", "-hfr", "-hfr"),
         ("vllm", "--port=9", "--port"), ("vllm", "--max_model_len", "--max-model-len"),
         ("vllm", "--served-model", "--served-model-name"), ("vllm", "-tp", "-tp"), ("vllm", "--api_key=x", "--api-key"),
+        ("vllm", "--uds", "--uds"),
     ],
 )  # fmt: skip
 def test_every_spelling_of_a_derived_option_is_caught(kind: str, token: str, flag: str) -> None:
