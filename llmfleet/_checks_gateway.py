@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from ._checks_context import CheckContext, closest_name
 from ._gateway_settings import DERIVED, SECTIONS, env_ref, walk
-from ._litellm_keys import KNOWN, LITELLM_VERSION
+from ._litellm_keys import KNOWN, LITELLM_VERSION, SHAPES
 from ._server_args import looks_secret
 from ._stack import set_secret_command
+from ._yaml import what_yaml_read
 
 
 def gateway_settings(ctx: CheckContext) -> None:
@@ -25,6 +26,8 @@ def gateway_settings(ctx: CheckContext) -> None:
                 hint = f"Did you mean '{meant}'?" if meant else f"See the {section} of LiteLLM's proxy config docs."
                 ctx.error(ctx.cat, path, f"LiteLLM {LITELLM_VERSION} has no {section} key '{key}'",
                           "unknown-setting", hint)  # fmt: skip
+            else:
+                _shape(ctx, path, SHAPES[section].get(key), values[key])
         _secrets(ctx, section, {k: v for k, v in values.items() if k not in DERIVED[section]})
     router = ctx.catalog.gateway.router_settings
     if ctx.catalog.routes.context_window_fallbacks and router.get("enable_pre_call_checks", True) is not True:
@@ -32,6 +35,23 @@ def gateway_settings(ctx: CheckContext) -> None:
                "`routes.context_window_fallbacks` is set")  # fmt: skip
         path = ("gateway", "router_settings", "enable_pre_call_checks")
         ctx.error(ctx.cat, path, why, "derived-setting", "Remove it (llmfleet sets it true).")
+
+
+def _shape(ctx: CheckContext, path: tuple[str, ...], shape: str | None, value: object) -> None:
+    """A boolean where LiteLLM reads a number (`num_retries: on` would be 1), or anything but a
+    boolean where it reads one (`drop_params: "false"` is a true string): no silent conversion."""
+    if shape is None or value is None or env_ref(value) is not None:
+        return
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if (shape == "number" and is_number) or (shape == "bool" and isinstance(value, bool)):
+        return
+    written = ctx.cat.not_strings.get(path)
+    read = f"YAML reads `{written[0]}` as {what_yaml_read(value)}" if written else f"got {what_yaml_read(value)}"
+    if isinstance(value, str):
+        read = f"got the text '{value}'"
+    want = "a number" if shape == "number" else "true or false"
+    ctx.error(ctx.cat, path, f"{read}; LiteLLM reads this setting as {want}", "setting-type",
+              f"Write {want}{' (unquoted)' if isinstance(value, str) else ''}.")  # fmt: skip
 
 
 def _secrets(ctx: CheckContext, section: str, values: dict) -> None:

@@ -24,6 +24,8 @@ import inspect
 import os
 import re
 import sys
+import types
+import typing
 from pathlib import Path
 
 TARGET = Path(__file__).resolve().parent.parent / "llmfleet" / "_litellm_keys.py"
@@ -47,6 +49,48 @@ def _special_litellm_settings(source: str) -> set[str]:
                     if isinstance(comp, ast.Constant) and isinstance(comp.value, str):
                         names.add(comp.value)
     return names
+
+
+def _shape(annotation: object) -> str | None:
+    """ "bool" or "number" when an annotation admits only that (and None); None otherwise."""
+    leaves = {annotation}
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        leaves = set(typing.get_args(annotation))
+    leaves.discard(type(None))
+    if leaves == {bool}:
+        return "bool"
+    if leaves and leaves <= {int, float}:
+        return "number"
+    return None
+
+
+def _value_shape(value: object) -> str | None:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    return None
+
+
+def shapes() -> dict[str, dict[str, str]]:
+    """For each section, the keys whose value LiteLLM reads as a boolean or as a number: from
+    Router.__init__'s and ConfigGeneralSettings' annotations, and from the litellm module's own
+    default value (the proxy sets each as an attribute, some after handling them by name)."""
+    import litellm
+    from litellm.proxy._types import ConfigGeneralSettings
+
+    keys = known_keys()
+    hints = typing.get_type_hints(litellm.Router.__init__)
+    found = {
+        "router_settings": {k: _shape(hints.get(k)) for k in keys["router_settings"]},
+        "litellm_settings": {k: _value_shape(getattr(litellm, k, None)) for k in keys["litellm_settings"]},
+        "general_settings": {
+            k: _shape(f.annotation)
+            for k, f in ConfigGeneralSettings.model_fields.items()
+            if k in keys["general_settings"]
+        },
+    }
+    return {section: {k: v for k, v in sorted(values.items()) if v} for section, values in found.items()}
 
 
 def known_keys() -> dict[str, list[str]]:
@@ -94,6 +138,16 @@ def render() -> str:
         lines += [f'            "{key}",' for key in keys]
         lines.append("        }")
         lines.append("    ),")
+    lines.append("}")
+    lines += [
+        "",
+        "# What LiteLLM reads a key's value as, where it is a boolean or a number only.",
+        "SHAPES: dict[str, dict[str, str]] = {",
+    ]
+    for section, values in shapes().items():
+        lines.append(f'    "{section}": {{')
+        lines += [f'        "{key}": "{shape}",' for key, shape in values.items()]
+        lines.append("    },")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
