@@ -54,17 +54,30 @@ def _shape(ctx: CheckContext, path: tuple[str, ...], shape: str | None, value: o
               f"Write {want}{' (unquoted)' if isinstance(value, str) else ''}.")  # fmt: skip
 
 
+# Header names that carry credentials (a logger's or callback's headers map).
+_CREDENTIAL_HEADERS = {"authorization", "proxy-authorization", "x-api-key", "api-key"}
+
+
+def _credential(key: str, value: str) -> bool:
+    return looks_secret(key) or key.lower() in _CREDENTIAL_HEADERS or value.startswith(("Bearer ", "Basic "))
+
+
 def _secrets(ctx: CheckContext, section: str, values: dict) -> None:
     for path, value in walk(values, ("gateway", section)):
         name = env_ref(value)
         key = path[-1]
-        if name is not None:
+        if name is not None and isinstance(key, int):
+            # LiteLLM resolves os.environ/ in maps at any depth, in a list only inside a map item
+            # (proxy_server.py, _resolved_config_value): this text would reach it as written.
+            ctx.error(ctx.cat, path, f"LiteLLM does not resolve `{value}` as a list item", "unresolved-env",
+                      "Write the value itself: LiteLLM passes this text on unchanged.")  # fmt: skip
+        elif name is not None:
             if name not in ctx.stack.api_keys:
                 run = f"Run: {set_secret_command(f'llmfleet:apiKeys.{name}', ctx.name)}"
                 message = f"no secret {name} for `{value}` in the catalog's gateway settings"
                 ctx.warn(ctx.stk, ("config",), message, "missing-secret", run)
-        elif isinstance(key, str) and looks_secret(key) and isinstance(value, str) and value:
-            name = key.upper()
+        elif isinstance(key, str) and isinstance(value, str) and value and _credential(key, value):
+            name = key.upper().replace("-", "_")
             ctx.error(ctx.cat, path, "a credential in plain text in the catalog (a git file)", "catalog-secret",
                       f"Write `os.environ/{name}` and keep the value in the stack. "
                       f"Run: {set_secret_command(f'llmfleet:apiKeys.{name}', ctx.name)}")  # fmt: skip
