@@ -41,7 +41,8 @@ _SLOTS = Derived("the parallel slots", _key("parallel"))
 _LAYERS = Derived("the GPU layers", _key("gpu_layers"))
 _KEY = Derived(
     "the API key",
-    "The gateway sends local servers no key: with one set, every request through the gateway would fail (401)",
+    "The gateway sends local servers no real key (a placeholder at most): with one set, every request "
+    "through the gateway would fail (401)",
 )
 _TLS = Derived(
     "the scheme (plain HTTP)",
