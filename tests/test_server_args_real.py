@@ -66,3 +66,28 @@ def test_llama_cpp_python_reads_the_catalogs_env_ignoring_case(servers: LlamaSer
         assert response.status_code == 200, response.text
         assert response.json()["data"][0]["object"] == "embedding"
         assert [m["id"] for m in httpx.get(f"{url}/v1/models", timeout=10).json()["data"]] == ["tiny-python"]
+
+
+def test_every_spelling_llmfleet_refuses_is_one_the_real_servers_read(servers: LlamaServers) -> None:
+    """The refusal tables name real options and variables, not guesses: each llama-server option and
+    variable appears in the built binary's --help, each llama-cpp-python variable is a field of its
+    settings (or CONFIG_FILE, which its __main__ reads)."""
+    import subprocess
+
+    from llmfleet._server_args import LLAMA_CPP_PYTHON_ENV, LLAMA_SERVER_ENV, LLAMA_SERVER_FLAGS
+
+    help_text = subprocess.run([str(servers.llama_server), "--help"], capture_output=True, text=True, timeout=60)
+    words = set(help_text.stdout.replace(",", " ").split()) | set(help_text.stderr.replace(",", " ").split())
+    assert sorted(f for f in LLAMA_SERVER_FLAGS if f not in words) == []
+    # LLAMA_CACHE and HF_HOME are read by the download code, not listed by --help (llama.cpp's README).
+    listed = {v.rstrip(")") for v in words if v.isupper() or v.endswith(")")}
+    assert sorted(v for v in LLAMA_SERVER_ENV if v not in listed) == ["HF_HOME", "LLAMA_CACHE"]
+
+    code = (
+        "import inspect, llama_cpp.server.__main__ as m; from llama_cpp.server.settings import Settings; "
+        "print(' '.join(Settings.model_fields)); print('CONFIG_FILE' in inspect.getsource(m))"
+    )
+    done = subprocess.run([str(servers.python), "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    fields, reads_config_file = done.stdout.split("\n")[:2]
+    assert reads_config_file == "True"
+    assert sorted(v for v in LLAMA_CPP_PYTHON_ENV if v.lower() not in fields.split()) == ["CONFIG_FILE"]
