@@ -25,6 +25,7 @@ from llmfleet import (
 from llmfleet._checks_gpus import shares_beside
 from llmfleet._docker_names import FRONT_PROXY, GATEWAY
 from llmfleet._front_proxy import FrontProxySettings
+from llmfleet._gateway_settings import settings_env_names
 from llmfleet._stack import set_secret_command
 
 from .docker_host import DockerHost, DockerHostArgs
@@ -58,8 +59,11 @@ class DeployedFleet:
 
 
 def required_api_keys(fleet: Fleet) -> list[str]:
-    return sorted({p.api_key_env for p in fleet.catalog.providers.values()
-                   if isinstance(p, ExternalProvider) and p.api_key_env})  # fmt: skip
+    """The stack's llmfleet:apiKeys the gateway needs: external providers' keys and every
+    `os.environ/NAME` the catalog's LiteLLM settings read (a callback's key)."""
+    providers = fleet.catalog.providers.values()
+    keys = {p.api_key_env for p in providers if isinstance(p, ExternalProvider) and p.api_key_env}
+    return sorted(keys | settings_env_names(fleet.catalog))
 
 
 def api_key(keys: object, name: str, stack: str) -> str:
@@ -79,8 +83,8 @@ def deploy_fleet(fleet: Fleet, secrets: FleetSecrets, project_dir: Path) -> Depl
     if missing:  # checked before anything is created
         keys = ", ".join(missing)
         raise pulumi.RunError(
-            f"stack '{stack}': no secret for {keys} (external providers' api_key_env). Run: "
-            + "; ".join(set_secret_command(f"llmfleet:apiKeys.{k}", stack) for k in missing)
+            f"stack '{stack}': no secret for {keys} (external providers' api_key_env, the gateway settings' "
+            "os.environ/NAME). Run: " + "; ".join(set_secret_command(f"llmfleet:apiKeys.{k}", stack) for k in missing)
         )
     gateway_host = settings.gateway_host
     in_use = sorted({settings.host_of(p) for p in catalog.local_providers()} | {gateway_host})

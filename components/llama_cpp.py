@@ -40,7 +40,13 @@ def llama_server_command(p: LlamaCppProvider) -> list[str]:
     slots = p.parallel or 1
     if p.context_length:
         cmd += ["-c", str(p.context_length * slots)]
-    return [*cmd, "-np", str(slots)]
+    # The catalog's own options last; validate refuses any that would override the ones above.
+    return [*cmd, "-np", str(slots), *p.args]
+
+
+def llama_server_env(p: LlamaCppProvider) -> dict[str, str]:
+    # -hf downloads land in the shared Hugging Face cache volume; the catalog's variables beside them.
+    return {**p.env, "LLAMA_CACHE": f"{HF_CACHE}/llama.cpp", "HF_HOME": HF_CACHE}
 
 
 def llama_server_spec(p: LlamaCppProvider, hf_cache: pulumi.Input[str], gguf: Mount) -> ContainerSpec:
@@ -48,8 +54,7 @@ def llama_server_spec(p: LlamaCppProvider, hf_cache: pulumi.Input[str], gguf: Mo
         kind="llama_cpp",
         port=p.listen_port,
         command=llama_server_command(p),
-        # -hf downloads land in the shared Hugging Face cache volume.
-        env={"LLAMA_CACHE": f"{HF_CACHE}/llama.cpp", "HF_HOME": HF_CACHE},
+        env=llama_server_env(p),
         # /health is 503 while loading and 200 when ready; /v1/models answers 200 even while loading.
         healthcheck=Healthcheck(["CMD", "curl", "-fsS", f"http://127.0.0.1:{p.listen_port}/health"], 900),
         wait_timeout_s=900,

@@ -33,7 +33,9 @@ def n_gpu_layers(p: LlamaCppPythonProvider) -> int:
 
 
 def llama_cpp_python_env(p: LlamaCppPythonProvider) -> dict[str, str]:
+    # The catalog's own settings first, llmfleet's over them (validate refuses any overlap).
     env = {
+        **p.env,
         "MODEL": p.gguf,
         "MODEL_ALIAS": p.alias,  # the id /v1/models reports
         "N_GPU_LAYERS": str(n_gpu_layers(p)),

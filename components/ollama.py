@@ -48,7 +48,8 @@ def gpu_overhead(budget: float, memory: GpuMemory) -> int:
 
 
 def ollama_env(p: OllamaProvider, memory: GpuMemory | None = None) -> dict[str, str]:
-    env = {"OLLAMA_HOST": f"0.0.0.0:{p.listen_port}"}
+    # The catalog's own variables first, llmfleet's over them (validate refuses any overlap).
+    env = {**p.env, "OLLAMA_HOST": f"0.0.0.0:{p.listen_port}"}
     if p.context_length:
         env["OLLAMA_CONTEXT_LENGTH"] = str(p.context_length)
     if p.parallel:

@@ -38,7 +38,8 @@ def vllm_command(p: VllmProvider) -> list[str]:
         cmd += ["--max-model-len", str(p.max_model_len)]
     if p.max_num_seqs:
         cmd += ["--max-num-seqs", str(p.max_num_seqs)]
-    return cmd
+    # The catalog's own options last; validate refuses any that would override the ones above.
+    return [*cmd, *p.args]
 
 
 def vllm_spec(
@@ -52,7 +53,7 @@ def vllm_spec(
         kind="vllm",
         port=p.listen_port,
         command=vllm_command(p),
-        env={"HF_HOME": HF_CACHE},
+        env={**p.env, "HF_HOME": HF_CACHE},
         # Nothing listens until the weights are downloaded and loaded: allow half an hour.
         healthcheck=python_http_check(f"http://127.0.0.1:{p.listen_port}/health", start_period_s=1800),
         wait_timeout_s=1800,

@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    Strict,
     StringConstraints,
     Tag,
     ValidationError,
@@ -52,6 +53,31 @@ Port = Annotated[int, Field(ge=1, le=65535, examples=[8001])]
 Tokens = Annotated[int, Field(gt=0, examples=[8192])]
 Slots = Annotated[int, Field(gt=0, examples=[4])]
 
+Count = Annotated[int, Strict(), Field(gt=0, examples=[60])]
+Seconds = Annotated[float, Strict(), Field(gt=0, allow_inf_nan=False, examples=[30])]
+
+
+class DeploymentLimits(BaseModel):
+    """What LiteLLM enforces per deployment (its `litellm_params`): requests and tokens per
+    minute, the timeouts of a call (seconds) and how often it is retried. Strict numbers: `on` or
+    "30" is an error, never 1 or 30."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+    rpm: Count | None = None
+    tpm: Count | None = None
+    timeout: Seconds | None = None
+    stream_timeout: Seconds | None = None
+    max_retries: Annotated[int, Strict(), Field(ge=0, examples=[2])] | None = None
+
+    def params(self) -> dict[str, int | float]:
+        return self.model_dump(exclude_none=True)
+
+    def over(self, base: DeploymentLimits | None) -> DeploymentLimits:
+        """These limits, with `base`'s where these give none (a model's over its provider's)."""
+        return DeploymentLimits(**{**(base.params() if base else {}), **self.params()})
+
+
 # How each server kind listens inside its container unless the catalog says otherwise.
 DEFAULT_PORTS = {"ollama": 11434, "vllm": 8000, "llama_cpp": 8080, "llama_cpp_python": 8000}
 
@@ -82,6 +108,12 @@ class _Local(_Strict):
     ) = Field(default=None, examples=[[0, 1]])
     # Share of each GPU's memory this server may use; required when it shares a GPU with vLLM.
     gpu_memory_budget: Fraction | None = None
+    # Escape hatches, checked by _checks_server_args.py: options appended after llmfleet's own
+    # (vLLM, llama-server) and environment variables for the server (every kind). Text only: a
+    # YAML number or boolean here is an error that says to quote it, never converted.
+    args: list[str] = []
+    env: dict[EnvVarName, str] = {}
+    limits: DeploymentLimits | None = None  # LiteLLM's, for every name this provider serves
 
     @field_validator("gpus", mode="before")
     @classmethod
@@ -148,6 +180,7 @@ class OllamaModel(_Strict):
     name: ModelName
     pull: Annotated[str, AfterValidator(_ollama_ref)] | None = None
     gguf: Annotated[str, AfterValidator(_ollama_gguf)] | None = None
+    limits: DeploymentLimits | None = None  # over the provider's, for this name
 
     @model_validator(mode="after")
     def _one_source(self) -> OllamaModel:
@@ -264,22 +297,69 @@ class LlamaCppPythonProvider(_Gguf):
 class ExternalModel(_Strict):
     name: ModelName  # the name clients use at the gateway
     upstream: ModelName | None = None  # the name the external API knows, when different
+    limits: DeploymentLimits | None = None  # over the provider's, for this name
 
     @property
     def upstream_name(self) -> str:
         return self.upstream or self.name
 
 
+# LiteLLM's model prefix for each external API (its providers, read in litellm 1.108.7's
+# llms/<provider>/): `openai` is any OpenAI-compatible endpoint; `ollama` uses Ollama's native chat.
+EXTERNAL_PREFIX = {
+    "ollama": "ollama_chat",
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "gemini": "gemini",
+    "azure": "azure",
+    "openrouter": "openrouter",
+    "groq": "groq",
+}
+# The variable each hosted API's key is usually kept in: what the hint for a missing key names.
+EXTERNAL_KEY_ENV = {
+    "anthropic": "ANTHROPIC_API_KEY",
+    "gemini": "GEMINI_API_KEY",
+    "azure": "AZURE_API_KEY",
+    "openrouter": "OPENROUTER_API_KEY",
+    "groq": "GROQ_API_KEY",
+}
+
+
 class ExternalProvider(_Strict):
-    """An API we route to but do not provision (Ollama Cloud, OpenAI, ...)."""
+    """An API we route to but do not provision (Ollama Cloud, OpenAI, Anthropic, Gemini, Azure
+    OpenAI, OpenRouter, Groq, any OpenAI-compatible endpoint)."""
 
     kind: Literal["external"]
-    api: Literal["ollama", "openai"]
-    base_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+(/\S*)?$")]
+    api: Literal["ollama", "openai", "anthropic", "gemini", "azure", "openrouter", "groq"]
+    # Optional where LiteLLM knows the endpoint (OpenAI, Anthropic, Gemini, OpenRouter, Groq).
+    base_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+(/\S*)?$")] | None = None
+    api_version: Annotated[str, StringConstraints(pattern=r"^\S+$")] | None = None  # Azure OpenAI's
     api_key_env: EnvVarName | None = None
     context_length: Tokens | None = None
+    limits: DeploymentLimits | None = None  # LiteLLM's, for every name this provider serves
     # A bare string is shorthand for {name: <it>}; normalised once, at load.
     models: Annotated[list[Annotated[ExternalModel, BeforeValidator(_name_or_map)]], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _what_the_api_needs(self) -> ExternalProvider:
+        if self.base_url is None and self.api == "ollama":
+            raise ValueError("`api: ollama` needs `base_url` (https://ollama.com, or your Ollama's address)")
+        if self.api == "azure":
+            missing = [k for k in ("base_url", "api_version") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(
+                    f"`api: azure` needs {' and '.join(f'`{k}`' for k in missing)}: base_url is your resource's "
+                    "endpoint (https://<resource>.openai.azure.com), api_version the API version to call "
+                    "(e.g. 2024-10-21); each model's `upstream` is its deployment name"
+                )
+        elif self.api_version is not None:
+            raise ValueError("`api_version` is for `api: azure` only: remove it")
+        if self.api in EXTERNAL_KEY_ENV and self.api_key_env is None:
+            raise ValueError(
+                f"`api: {self.api}` needs a key: give `api_key_env: {EXTERNAL_KEY_ENV[self.api]}` and set it as "
+                "the stack secret llmfleet:apiKeys." + EXTERNAL_KEY_ENV[self.api]
+            )
+        return self
 
     @property
     def served_names(self) -> list[str]:
@@ -328,9 +408,19 @@ class Routes(_Strict):
         return {k: v if isinstance(v, Alias) else Alias(model=v) for k, v in self.aliases.items()}
 
 
+class GatewaySettings(_Strict):
+    """LiteLLM's own settings, merged into what llmfleet renders. Keys are checked against the
+    pinned LiteLLM and against what llmfleet derives (_checks_gateway.py); values are LiteLLM's."""
+
+    litellm_settings: dict[str, Any] = {}
+    router_settings: dict[str, Any] = {}
+    general_settings: dict[str, Any] = {}
+
+
 class Catalog(_Strict):
     providers: Annotated[dict[ProviderName, Provider], Field(min_length=1)]
     routes: Routes = Routes()
+    gateway: GatewaySettings = GatewaySettings()
 
     def local_providers(self) -> dict[str, LocalProvider]:
         return {n: p for n, p in self.providers.items() if not isinstance(p, ExternalProvider)}

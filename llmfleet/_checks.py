@@ -16,12 +16,14 @@ from collections.abc import Callable
 
 from ._catalog import Catalog
 from ._checks_context import CheckContext, closest, closest_name, gateway_names
+from ._checks_gateway import gateway_settings
 from ._checks_gpus import budgets_applied, gpu_budget
 from ._checks_images import gpu_images, images
 from ._checks_names import groups, served_names
 from ._checks_placement import placement, ports, reserved_names
 from ._checks_routes import aliases, context_window_fallbacks, fallbacks
 from ._checks_secrets import secrets
+from ._checks_server_args import server_args
 from ._checks_sources import gguf_files, gguf_paths, ollama_cloud_names, ollama_sources
 from ._checks_stacks import shared_engine
 from ._errors import Problem
@@ -49,6 +51,8 @@ CHECKS: tuple[Callable[[CheckContext], None], ...] = (
     ollama_sources,
     gguf_paths,
     gguf_files,
+    server_args,
+    gateway_settings,
 )
 
 

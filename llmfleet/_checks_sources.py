@@ -42,7 +42,7 @@ def ollama_cloud_names(ctx: CheckContext) -> None:
     for pname, p in ctx.catalog.providers.items():
         if not isinstance(p, ExternalProvider):  # either API: ollama.com/v1 is OpenAI-compatible
             continue
-        if (urlsplit(p.base_url).hostname or "").lower() not in OLLAMA_CLOUD_HOSTS:
+        if (urlsplit(p.base_url or "").hostname or "").lower() not in OLLAMA_CLOUD_HOSTS:
             continue
         for i, m in enumerate(p.models):
             served = cloud_tag_stripped(m.upstream_name)

@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from ._catalog import (
+    EXTERNAL_PREFIX,
     Alias,
+    DeploymentLimits,
     ExternalProvider,
     LlamaCppProvider,
     LlamaCppPythonProvider,
@@ -24,6 +26,7 @@ from ._yaml_emit import dump_yaml
 MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
 # llama-server and llama-cpp-python run without --api-key, but LiteLLM's OpenAI client wants one.
 UNUSED_API_KEY = "no-key"
+RATE_LIMITS = "enforce_model_rate_limits"  # LiteLLM's pre-call check that refuses calls over rpm/tpm
 
 
 def backend_root(fleet: Fleet, provider: str) -> str:
@@ -51,15 +54,27 @@ def _params(fleet: Fleet, provider: str, served: str) -> dict[str, Any]:
         }
     assert isinstance(p, ExternalProvider)
     upstream = next(m.upstream_name for m in p.models if m.name == served)
-    prefix = "ollama_chat" if p.api == "ollama" else "openai"
-    params: dict[str, Any] = {"model": f"{prefix}/{upstream}", "api_base": p.base_url}
+    params: dict[str, Any] = {"model": f"{EXTERNAL_PREFIX[p.api]}/{upstream}"}
+    if p.base_url:  # else LiteLLM's own endpoint for the API
+        params["api_base"] = p.base_url
+    if p.api_version:
+        params["api_version"] = p.api_version
     if p.api_key_env:
         params["api_key"] = f"os.environ/{p.api_key_env}"
     return params
 
 
+def _limits(p: Any, served: str) -> DeploymentLimits | None:
+    """A model's limits over its provider's (Ollama and external models carry their own)."""
+    own = next((m.limits for m in getattr(p, "models", []) if m.name == served), None)
+    return own.over(p.limits) if own else p.limits
+
+
 def _deployment(fleet: Fleet, model_name: str, provider: str, served: str, weight: float | None) -> dict[str, Any]:
     params = _params(fleet, provider, served)
+    limits = _limits(fleet.catalog.providers[provider], served)
+    if limits:
+        params.update(limits.params())
     if weight is not None:
         params["weight"] = weight
     info: dict[str, Any] = {"id": deployment_id(model_name, provider)}
@@ -96,7 +111,10 @@ def gateway_config(fleet: Fleet) -> dict[str, Any]:
             served = m.model or catalog.providers[m.provider].served_names[0]
             model_list.append(_deployment(fleet, gname, m.provider, served, m.weight))
 
-    router: dict[str, Any] = {}
+    # The catalog's own LiteLLM settings first, what llmfleet derives over them (validate refuses
+    # any key that would collide, so this order only matters for a program that skipped it).
+    settings = catalog.gateway
+    router: dict[str, Any] = dict(settings.router_settings)
     aliases = catalog.routes.alias_entries()
     if catalog.routes.fallbacks:
         router["fallbacks"] = _chains(catalog.routes.fallbacks, aliases)
@@ -104,14 +122,22 @@ def gateway_config(fleet: Fleet) -> dict[str, Any]:
         router["context_window_fallbacks"] = _chains(catalog.routes.context_window_fallbacks, aliases)
         # Context-window fallbacks are chosen before the call only with pre-call checks on.
         router["enable_pre_call_checks"] = True
+    if any("rpm" in d["litellm_params"] or "tpm" in d["litellm_params"] for d in model_list):
+        # Without this pre-call check LiteLLM reads a deployment's rpm/tpm only to choose between
+        # deployments, never refusing a request (verified on 1.108.7: a second call within the
+        # minute of `rpm: 1` answered 200); with it, one over the limit is a 429.
+        checks = list(router.get("optional_pre_call_checks") or [])
+        router["optional_pre_call_checks"] = [*checks, *([RATE_LIMITS] if RATE_LIMITS not in checks else [])]
     if aliases:
         router["model_group_alias"] = {
             name: ({"model": a.model, "hidden": True} if a.hidden else a.model) for name, a in aliases.items()
         }
     config: dict[str, Any] = {"model_list": model_list}
+    if settings.litellm_settings:
+        config["litellm_settings"] = dict(settings.litellm_settings)
     if router:
         config["router_settings"] = router
-    config["general_settings"] = {"master_key": f"os.environ/{MASTER_KEY_ENV}"}
+    config["general_settings"] = {**settings.general_settings, "master_key": f"os.environ/{MASTER_KEY_ENV}"}
     return config
 
 

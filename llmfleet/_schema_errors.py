@@ -42,9 +42,6 @@ _LITELLM_KEYS = {
     "api_base": "A provider's address follows from its kind and placement; an external API takes `base_url`.",
     "api_key": "Give `api_key_env` (the variable's name); the key is a stack secret: llmfleet:apiKeys.",
     "model_info": "llmfleet writes model_info from the catalog (`context_length`).",
-    "router_settings": "Fallbacks, aliases and groups go under `routes`.",
-    "litellm_settings": "Fallbacks, aliases and groups go under `routes`.",
-    "general_settings": "The master key is a stack secret: pulumi config set --secret llmfleet:masterKey.",
 }
 
 
@@ -230,7 +227,8 @@ class SchemaErrors:
             written = self.src.not_strings.get((*self.prefix, *path))
             if written is not None and written[0]:
                 # A field with an example is text of a form (`cuda_architectures: '90'`), not a name.
-                what = "text" if self.field_at(path)[1] is not None else "a name"
+                # So is a value passed through to a server or LiteLLM (`args`, `env`, `gateway`).
+                what = "text" if self.field_at(path)[1] is not None or _passed_through(path) else "a name"
                 # `pulumi config set --path` writes an integer, `true` and `false` unquoted unless told otherwise.
                 typed = written[0] in ("true", "false") or type(written[1]) is int
                 cli = " (`pulumi config set --path` writes it so with `--type string`)" if self.prefix and typed else ""
@@ -241,6 +239,9 @@ class SchemaErrors:
             return f"expected a name (text), got {_shown(value)}", ""
         if kind in ("model_type", "model_attributes_type", "dict_type"):
             return f"expected a map (`key: value` lines), got {_shown(value)}", self.map_hint(path, value)
+        if kind == "list_type" and _passed_through((*path, 0)) and isinstance(value, str):
+            items = ", ".join(value.split())
+            return f"expected a list, got {_shown(value)}", f"Write each argument as an item: [{items}]."
         if kind == "list_type":
             example = f"[{value}]" if isinstance(value, str | int) and not isinstance(value, bool) else "[a, b]"
             return f"expected a list, got {_shown(value)}", f"Write a list: {example}."
@@ -354,6 +355,11 @@ class SchemaErrors:
         if meant:
             return message, f"Did you mean '{meant}'?"
         return message, f"Allowed here: {', '.join(allowed)}." if 0 < len(allowed) <= 12 else "Remove it."
+
+
+def _passed_through(path: KeyPath) -> bool:
+    """A value handed to a server as written (an extra argument or variable): text, not a name."""
+    return len(path) == 4 and path[0] == "providers" and path[2] in ("args", "env")
 
 
 def _near_key(key: str, allowed: Iterable[str]) -> str | None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from components.docker_host import GGUF_DIR
-from components.llama_cpp import llama_server_command
+from components.llama_cpp import llama_server_command, llama_server_env
 from components.llama_cpp_python import llama_cpp_python_env
 from llmfleet import LlamaCppProvider, LlamaCppPythonProvider
 
@@ -43,6 +43,11 @@ def _on_host(path: str, gguf_dir: Path | None) -> str:
 def llama_server_argv(servers: LlamaServers, p: LlamaCppProvider, gguf_dir: Path | None = None) -> list[str]:
     args = _loopback(llama_server_command(p))
     return [str(servers.llama_server), *(_on_host(a, gguf_dir) if a == p.gguf else a for a in args)]
+
+
+def llama_server_environment(p: LlamaCppProvider) -> dict[str, str]:
+    # A clean environment too: llama-server reads LLAMA_ARG_* variables.
+    return {**llama_server_env(p), "PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp")}
 
 
 def llama_cpp_python_environment(p: LlamaCppPythonProvider, gguf_dir: Path | None = None) -> dict[str, str]:

@@ -266,3 +266,20 @@ def _vllm_chat(served: str) -> Callable[[Any], Route]:
         })  # fmt: skip
 
     return answer
+
+
+def serve_openai_chat(
+    server: StandIn, delays: dict[str, float] | None = None, fields: dict[str, Any] | None = None
+) -> None:
+    """An OpenAI-compatible API answering any model (vLLM's shapes), each after its delay: an
+    external provider's endpoint as LiteLLM's `openai/` prefix calls it. `fields` are added to
+    every non-streamed answer (Groq's carry `service_tier`, which LiteLLM's groq/ reads)."""
+
+    def answer(body: Any) -> Route:
+        route = _vllm_chat(str(body.get("model")))(body)
+        if fields and route.content_type == "application/json":
+            route = Route(**{**route.__dict__, "body": json.dumps({**json.loads(route.body), **fields}).encode()})
+        return Route(**{**route.__dict__, "delay": (delays or {}).get(str(body.get("model")), 0.0)})
+
+    server.posts["/v1/chat/completions"] = answer
+    server.routes["/v1/models"] = json_route(openai_models([]))

@@ -8,7 +8,7 @@ import pytest
 
 import llmfleet
 from components.gateway import gateway_spec
-from components.llama_cpp import llama_server_command
+from components.llama_cpp import llama_server_command, llama_server_spec
 from components.llama_cpp_python import build_triggers, llama_cpp_python_env
 from components.ollama import GpuMemory, gpu_overhead, ollama_spec
 from components.server_container import FileBind, Mount, go_duration, gpu_request
@@ -184,3 +184,60 @@ def test_a_gguf_from_the_operators_directory_is_also_bound_as_a_file():
     assert gguf_binds(Mount("/models", volume="llmfleet-dev-gguf", read_only=True), "/models/q4.gguf") == []
     assert gguf_binds(host_dir, None) == []
     assert gguf_binds(host_dir, "/elsewhere/q4.gguf") == []
+
+
+def test_extra_args_come_after_llmfleets_own_and_env_reaches_every_kind() -> None:
+    vllm = llmfleet.VllmProvider(
+        kind="vllm", model="org/m", served_name="m", gpus="all",
+        args=["--enable-auto-tool-choice", "--tool-call-parser", "hermes"], env={"VLLM_LOGGING_LEVEL": "DEBUG"},
+    )  # fmt: skip
+    assert vllm_command(vllm)[-3:] == ["--enable-auto-tool-choice", "--tool-call-parser", "hermes"]
+    assert vllm_command(vllm)[:2] == ["org/m", "--served-model-name"]  # the model stays the positional
+    assert "VLLM_LOGGING_LEVEL=DEBUG" in vllm_spec(vllm, "hf", "vc").envs()
+    cpp = llmfleet.LlamaCppProvider(
+        kind="llama_cpp", hf="org/r", alias="a", args=["--jinja", "-fa", "on"], env={"LLAMA_ARG_N_PREDICT": "8"}
+    )
+    assert llama_server_command(cpp)[-5:] == ["-np", "1", "--jinja", "-fa", "on"]
+    assert "LLAMA_ARG_N_PREDICT=8" in llama_server_spec(cpp, "hf", Mount("/models", volume="g")).envs()
+    py = llmfleet.LlamaCppPythonProvider(kind="llama_cpp_python", gguf="/models/m.gguf", alias="d",
+                                         env={"CHAT_FORMAT": "chatml"})  # fmt: skip
+    assert llama_cpp_python_env(py)["CHAT_FORMAT"] == "chatml"
+    ollama = llmfleet.OllamaProvider(kind="ollama", models=["a"], env={"OLLAMA_KEEP_ALIVE": "24h"})
+    assert ollama_spec(ollama, "vol").envs() == ["OLLAMA_HOST=0.0.0.0:11434", "OLLAMA_KEEP_ALIVE=24h"]
+
+
+def test_llmfleets_own_settings_win_even_if_the_checks_were_bypassed() -> None:
+    # validate refuses these; a program that built providers itself still cannot move the port.
+    ollama = llmfleet.OllamaProvider(kind="ollama", models=["a"], env={"OLLAMA_HOST": "0.0.0.0:1"})
+    assert ollama_spec(ollama, "vol").envs() == ["OLLAMA_HOST=0.0.0.0:11434"]
+    py = llmfleet.LlamaCppPythonProvider(kind="llama_cpp_python", gguf="/models/m.gguf", alias="d", env={"PORT": "1"})
+    assert llama_cpp_python_env(py)["PORT"] == "8000"
+
+
+@pytest.mark.parametrize(
+    ("kind", "token", "flag"),
+    [
+        ("llama_cpp", "-a", "-a"), ("llama_cpp", "--alias", "--alias"), ("llama_cpp", "-ngl", "-ngl"),
+        ("llama_cpp", "--n-gpu-layers", "--n-gpu-layers"), ("llama_cpp", "-hfr", "-hfr"),
+        ("vllm", "--port=9", "--port"), ("vllm", "--max_model_len", "--max-model-len"),
+        ("vllm", "--served-model", "--served-model-name"), ("vllm", "-tp", "-tp"), ("vllm", "--api_key=x", "--api-key"),
+        ("vllm", "--uds", "--uds"),
+    ],
+)  # fmt: skip
+def test_every_spelling_of_a_derived_option_is_caught(kind: str, token: str, flag: str) -> None:
+    from llmfleet._server_args import derived_flag
+
+    found = derived_flag(kind, token)
+    assert found is not None and found[0] == flag
+
+
+@pytest.mark.parametrize(
+    ("kind", "token"),
+    [("llama_cpp", "--jinja"), ("llama_cpp", "-1"), ("llama_cpp", "-fa"), ("vllm", "--max-num-batched-tokens"),
+     ("vllm", "--max"), ("vllm", "--quantization=awq"), ("vllm", "--trust-remote-code"), ("llama_cpp", "--mmproj")],
+)  # fmt: skip
+def test_options_llmfleet_does_not_set_pass(kind: str, token: str) -> None:
+    from llmfleet._server_args import derived_flag
+
+    # `--max` is a prefix of several options: argparse calls it ambiguous, it overrides nothing.
+    assert derived_flag(kind, token) is None
