@@ -321,6 +321,25 @@ def test_system_packages_without_root_or_sudo(open_tmp: Path) -> None:
     assert apt_calls(log) == []
 
 
+def test_the_setup_runs_as_root_or_through_sudo(open_tmp: Path) -> None:
+    # The README's set-up: a non-root user with sudo is taken through it whole (the tests' dockerd
+    # and debootstrap need root); without sudo, a message that says so, and nothing run.
+    workspace = shared_dir(open_tmp / "checkout")
+    shutil.copytree(PROJECT / ".ci", workspace / ".ci")
+    log, path = packages_world(open_tmp, installed=set(), sudo=False)
+    stub(path[0], "sudo", "exit 0")  # records the call; the set-up itself is not run again here
+    setup = {"name": "Set-up", "run": "bash .ci/setup"}
+    run = run_job({"env": {"STUB_LOG": str(log)}, "steps": [setup]}, workspace, {}, path, user=65534)
+    assert run.step("Set-up").code == 0, run.steps
+    [call] = [line for line in recorded(log) if line.startswith("sudo ")]
+    assert call.startswith("sudo env PATH=") and call.endswith(f"bash {workspace}/.ci/setup")
+    (path[0] / "sudo").unlink()
+    run = run_job({"env": {"STUB_LOG": str(log)}, "steps": [setup]}, workspace, {}, path, user=65534)
+    step = run.step("Set-up")
+    assert step.code == 1 and "need root: run as root, or through sudo" in step.output
+    assert recorded(log) == [call]  # nothing else was run, as root or not
+
+
 def model_diff_step() -> dict:
     return next(
         s
