@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pulumi
 
-from components import FleetSecrets, api_key, deploy_fleet, required_api_keys
+from components import FleetSecrets, deploy_fleet, missing_api_keys, required_api_keys
 from llmfleet import ConfigError, load_fleet
 from llmfleet._stack import set_secret_command
 
@@ -23,6 +23,7 @@ for warning in fleet.warnings:
 # `pulumi config set --secret llmfleet:apiKeys <value>` writes the whole map as one secret.
 config = pulumi.Config("llmfleet")
 needed = required_api_keys(fleet)
+missing_api_keys(pulumi.runtime.get_config("llmfleet:apiKeys"), needed, STACK)  # before anything is created
 api_keys = config.get_secret_object("apiKeys") if needed else None
 master_key = config.get_secret("masterKey")
 if master_key is None:
@@ -33,7 +34,7 @@ if master_key is None:
 secrets = FleetSecrets(
     master_key=master_key,
     hf_token=config.get_secret("hfToken"),
-    api_keys={k: api_keys.apply(lambda keys, k=k: api_key(keys, k, STACK)) for k in needed} if api_keys else {},
+    api_keys={k: api_keys.apply(lambda keys, k=k: keys[k]) for k in needed} if api_keys else {},
 )
 deployed = deploy_fleet(fleet, secrets, PROJECT_DIR)
 

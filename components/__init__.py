@@ -1,7 +1,7 @@
 """Pulumi ComponentResources for the fleet: one per server kind, the Docker host, the gateway."""
 
 from .docker_host import DockerHost, DockerHostArgs
-from .fleet import DeployedFleet, FleetSecrets, api_key, deploy_fleet, required_api_keys
+from .fleet import DeployedFleet, FleetSecrets, deploy_fleet, missing_api_keys, required_api_keys
 from .gateway import Gateway, GatewayArgs
 from .llama_cpp import LlamaCppServer, LlamaCppServerArgs
 from .llama_cpp_python import LlamaCppPythonServer, LlamaCppPythonServerArgs
@@ -27,7 +27,7 @@ __all__ = [
     "OllamaServerArgs",
     "VllmServer",
     "VllmServerArgs",
-    "api_key",
     "deploy_fleet",
+    "missing_api_keys",
     "required_api_keys",
 ]

@@ -3,6 +3,7 @@ component per provisioned provider, and the gateway after all of them."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,15 +67,26 @@ def required_api_keys(fleet: Fleet) -> list[str]:
     return sorted(keys | settings_env_names(fleet.catalog))
 
 
-def api_key(keys: object, name: str, stack: str) -> str:
-    """One key of the decrypted `llmfleet:apiKeys` map, or an error with the command that sets it."""
-    value = keys.get(name) if isinstance(keys, Mapping) else None
-    if not isinstance(value, str):
-        held = "is one encrypted value, not a map of keys" if not isinstance(keys, Mapping) else f"has no {name}"
-        raise pulumi.RunError(
-            f"stack '{stack}': llmfleet:apiKeys {held}. Run: {set_secret_command(f'llmfleet:apiKeys.{name}', stack)}"
-        )
-    return value
+def missing_api_keys(raw: str | None, needed: list[str], stack: str) -> None:
+    """Stop before anything is created when the stack's `llmfleet:apiKeys` lacks a key the gateway
+    needs, with the command that sets it. `raw` is the config value as the engine passes it to the
+    program (JSON, decrypted): only its key names are read, here, synchronously, so the error is a
+    plain message and never a traceback from inside an Output."""
+    if not needed or raw is None:
+        return  # none set at all: deploy_fleet says which keys to set
+    try:
+        held = json.loads(raw)
+    except ValueError:
+        held = raw  # a single value: the whole map set as one secret
+    if not isinstance(held, Mapping):
+        what = "is one encrypted value, not a map of keys"
+    else:
+        absent = [k for k in needed if not isinstance(held.get(k), str)]
+        if not absent:
+            return
+        what, needed = f"has no {', '.join(absent)}", absent
+    commands = "; ".join(set_secret_command(f"llmfleet:apiKeys.{k}", stack) for k in needed)
+    raise pulumi.RunError(f"stack '{stack}': llmfleet:apiKeys {what}. Run: {commands}")
 
 
 def deploy_fleet(fleet: Fleet, secrets: FleetSecrets, project_dir: Path) -> DeployedFleet:

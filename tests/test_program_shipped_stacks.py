@@ -243,6 +243,14 @@ def test_an_api_keys_map_without_the_key_names_it(monkeypatch: pytest.MonkeyPatc
         run_program("prod", config, ["llmfleet:masterKey", "llmfleet:apiKeys"], monkeypatch=monkeypatch)
 
 
+def test_api_keys_set_as_one_secret_is_our_error_before_anything_is_created(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What Pulumi's own hint writes: the whole map as one (decrypted: a plain string) value.
+    config = {"llmfleet:masterKey": MASTER_KEY, "llmfleet:apiKeys": "sk-the-whole-map"}
+    with pytest.raises(Exception, match=r"stack 'prod': llmfleet:apiKeys is one encrypted value, not a map of keys\. "
+                                        + PASTE_API_KEY):  # fmt: skip
+        run_program("prod", config, ["llmfleet:masterKey", "llmfleet:apiKeys"], monkeypatch=monkeypatch)
+
+
 def test_no_master_key_is_our_error_with_a_generated_key(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(Exception, match=r"stack 'dev': no gateway master key \(llmfleet:masterKey\)\. Run: printf "
                                         r"'sk-%s' \"\$\(openssl rand -hex 24\)\" \| pulumi config set --secret "
