@@ -60,6 +60,7 @@ def generate(models: int, providers: int) -> dict:
                 "model": f"org/model-{i}",
                 "served_name": f"v{i}",
                 "max_model_len": 4096,
+                "gpus": [i],  # vLLM's image needs a GPU: one each, so no GPU is over its budget
             }
         else:
             names.append(f"c{i}")
