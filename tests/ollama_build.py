@@ -137,9 +137,12 @@ def _build(root: Path, log) -> None:
 
 
 def version(binary: Path) -> str:
-    """What the built binary says its version is (`ollama -v` without a server: the client's)."""
-    done = subprocess.run([str(binary), "-v"], capture_output=True, text=True, timeout=60, check=False)
-    return (done.stdout + done.stderr).strip()
+    """What the built binary says its version is: `ollama -v` with no server to ask answers
+    "Warning: client version is 0.14.1" (after a warning that no server runs)."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp"), "OLLAMA_HOST": "127.0.0.1:1"}
+    done = subprocess.run([str(binary), "-v"], capture_output=True, text=True, timeout=60, check=False, env=env)
+    said = (done.stdout + done.stderr).strip()
+    return said.rsplit("client version is ", 1)[-1] if "client version is " in said else said
 
 
 def main() -> int:

@@ -98,6 +98,8 @@ def gateway_sends(fleet: llmfleet.Fleet) -> dict[str, str]:
 
 
 def test_ollama_lists_names_with_latest_and_case_kept(ollama: Ollama, gguf: Path) -> None:
+    # The version the stacks pin, stamped by the build (unstamped it would say 0.0.0).
+    assert httpx.get(f"{ollama.url}/api/version", timeout=10).json() == {"version": "0.14.1"}
     for name in ("Tiny-Case", HF_REF, "tiny:q8"):
         created = ollama.create(name, gguf)
         # `ollama create` reports on stderr only (progress lines, then "success").
