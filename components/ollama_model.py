@@ -75,7 +75,8 @@ class OllamaModelProvider(ResourceProvider):
 
     @staticmethod
     def list_tags(output: str) -> dict[str, str]:
-        """Parse `ollama list` (NAME  ID  SIZE  MODIFIED) into {name as Ollama matches it: id}."""
+        """Parse `ollama list` (NAME  ID  SIZE  MODIFIED) into {name as Ollama lists it: id}; the
+        spelling is kept, since chat (before Ollama 0.16.2) finds a model only as it is listed."""
         tags = {}
         for line in output.splitlines()[1:]:
             fields = line.split()
@@ -96,8 +97,29 @@ class OllamaModelProvider(ResourceProvider):
             raise RuntimeError(f"{what} in container {props['container']} failed ({code}): {detail}")
         return out
 
+    def _listing(self, props: dict[str, Any]) -> dict[str, str]:
+        return self.list_tags(self._ollama(props, ["list"], 60))
+
     def _digest(self, props: dict[str, Any]) -> str | None:
-        return self.list_tags(self._ollama(props, ["list"], 60)).get(ollama_listed_name(props["tag"]))
+        """The model's id when Ollama lists it as the tag is written: a model listed under another
+        spelling is not this one (chat would not find it), and is never removed in its place."""
+        return self._listing(props).get(ollama_listed_name(props["tag"]))
+
+    @staticmethod
+    def _refuse_other_spelling(props: dict[str, Any], listed: dict[str, str]) -> None:
+        """Ollama keeps one model for names that differ only by case, under the first spelling:
+        `ollama create` and `ollama pull` of another spelling succeed and leave it listed as it was,
+        and an Ollama before 0.16.2 then answers chat only for that spelling, never the declared one."""
+        wanted = ollama_listed_name(props["tag"])
+        other = next((t for t in sorted(listed) if t.casefold() == wanted.casefold() and t != wanted), None)
+        if other is not None:
+            container = props["container"]
+            raise RuntimeError(
+                f"Ollama in container {container} has this model as '{other}', not '{props['tag']}': it keeps the "
+                "first spelling of a name (create and pull match names ignoring case), and before 0.16.2 its chat "
+                f"answers only that spelling. Declare the model as '{other}', or remove it first "
+                f"(`docker exec {container} ollama rm {other}`) and run the update again."
+            )
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         gguf = props.get("gguf")
@@ -109,12 +131,16 @@ class OllamaModelProvider(ResourceProvider):
             # volume from an earlier deploy) is adopted as it is: `ollama pull` would download no
             # blob it has, but still asks the registry for the manifest, which an air-gapped host
             # cannot reach, and would move a tag like `latest` to whatever it names today.
-            digest = self._digest(props)
+            listed = self._listing(props)
+            self._refuse_other_spelling(props, listed)
+            digest = listed.get(ollama_listed_name(props["tag"]))
             if digest is not None:
                 return CreateResult(id_=f"{props['container']}/{props['tag']}", outs={**props, "digest": digest})
             self._ollama(props, ["pull", props["tag"]], self.PULL_TIMEOUT_S)
-        digest = self._digest(props)
+        listed = self._listing(props)
+        digest = listed.get(ollama_listed_name(props["tag"]))
         if digest is None:
+            self._refuse_other_spelling(props, listed)  # `ollama create` kept the spelling listed before
             done = "created" if gguf else "pulled"
             raise RuntimeError(f"{done} {props['tag']} but `ollama list` in {props['container']} does not show it")
         return CreateResult(id_=f"{props['container']}/{props['tag']}", outs={**props, "digest": digest})

@@ -164,9 +164,13 @@ def _ollama_gguf(path: str) -> str:
 
 
 def ollama_listed_name(name: str) -> str:
-    """A model name as Ollama lists and matches it: a bare name is `name:latest`, and names are
-    compared ignoring case (Ollama's types/model/name.go, Name.EqualFold), so lower-cased here."""
-    return (name if ":" in name else f"{name}:latest").lower()
+    """A model name as Ollama lists it: a bare name is `name:latest`, and the case is kept as written.
+
+    Ollama keeps one model for names that differ only by case (`create`, `pull`, `cp` and `rm` match
+    ignoring case, and the first spelling stays), but its chat finds a model only by the spelling it
+    lists (0.14.1, the version the stacks pin; ignoring case only from 0.16.2). So the name is
+    compared as it is; `.casefold()` of it tells only whether two names are one Ollama model."""
+    return name if ":" in name else f"{name}:latest"
 
 
 class OllamaModel(_Strict):

@@ -11,6 +11,7 @@ from ._catalog import (
     LlamaCppProvider,
     LlamaCppPythonProvider,
     LocalProvider,
+    OllamaModel,
     OllamaProvider,
     ollama_listed_name,
 )
@@ -62,25 +63,42 @@ def ollama_cloud_names(ctx: CheckContext) -> None:
 
 def ollama_sources(ctx: CheckContext) -> None:
     """Two declared names fetching one Ollama model would share it: removing either from the
-    catalog would `ollama rm` the other's model too."""
+    catalog would `ollama rm` the other's model too. Names that differ only by case are one model
+    to Ollama too, kept under the spelling fetched first, which is the only one an Ollama before
+    0.16.2 answers chat for: the other name would never answer."""
     for pname, p in ctx.catalog.providers.items():
         if not isinstance(p, OllamaProvider):
             continue
-        first: dict[str, str] = {}
+        first: dict[str, OllamaModel] = {}
         for i, m in enumerate(p.models):
-            key = ollama_listed_name(m.ollama_name)
-            if key in first and first[key] != m.name:  # the same name twice is a duplicate-model
+            key = ollama_listed_name(m.ollama_name).casefold()
+            other = first.get(key)
+            if other is None:
+                first[key] = m
+            elif other.name == m.name:
+                continue  # the same name twice is a duplicate-model
+            elif ollama_listed_name(other.ollama_name) == ollama_listed_name(m.ollama_name):
                 ctx.error(
                     ctx.cat,
                     ("providers", pname, "models", i),
-                    f"'{m.name}' and '{first[key]}' both fetch '{m.ollama_name}': each declared model is its own "
+                    f"'{m.name}' and '{other.name}' both fetch '{m.ollama_name}': each declared model is its own "
                     "Ollama model, removed when it leaves the catalog",
                     "ollama-model-twice",
                     f"Declare it once, and route the other name to it with an alias: "
-                    f"routes.aliases.{m.name}: {first[key]}.",
+                    f"routes.aliases.{m.name}: {other.name}.",
                 )
             else:
-                first[key] = m.name
+                ctx.error(
+                    ctx.cat,
+                    ("providers", pname, "models", i),
+                    f"'{m.name}' fetches '{m.ollama_name}' and '{other.name}' fetches '{other.ollama_name}', names "
+                    "that differ only by case: Ollama keeps them as one model, listed under the spelling fetched "
+                    "first, and before 0.16.2 (the stacks pin 0.14.1) answers chat only for that spelling, so one "
+                    "of the two would never answer",
+                    "ollama-model-twice",
+                    f"Declare the model once, with one spelling, and route the other name to it with an alias: "
+                    f"routes.aliases.{m.name}: {other.name}.",
+                )
 
 
 def model_files(pname: str, p: LocalProvider) -> list[tuple[KeyPath, str]]:

@@ -112,6 +112,17 @@ def _ollama_label(model: OllamaModel) -> str:
     return model.name if model.ollama_name == model.name else f"{model.name} (as {model.ollama_name})"
 
 
+def _ollama_absent(model: OllamaModel, name: str, live: set[str]) -> str:
+    """Why a declared model is missing: not there at all, or there under another spelling, which
+    an Ollama before 0.16.2 does not answer chat for (it matches the listed spelling exactly)."""
+    wanted = ollama_listed_name(model.ollama_name)
+    spelled = sorted(t for t in live if t.casefold() == wanted.casefold())
+    if spelled:
+        return (f"{_ollama_label(model)}: listed on {name} only as '{spelled[0]}', a spelling that Ollama before "
+                f"0.16.2 answers chat for instead of '{model.ollama_name}'")  # fmt: skip
+    return f"{_ollama_label(model)}: not {'created' if model.gguf else 'pulled'} on {name}"
+
+
 async def check_backend(http: httpx.AsyncClient, name: str, provider: Any, url: str, limits: Limits) -> CheckResult:
     started = time.perf_counter()
     result = CheckResult(name, provider.kind, url, Verdict.IN_SYNC)
@@ -123,7 +134,7 @@ async def check_backend(http: httpx.AsyncClient, name: str, provider: Any, url: 
             live = {ollama_listed_name(t) for t in _ids(payload, f"{url}/api/tags", key="models", item="name")}
             absent = [m for m in provider.models if ollama_listed_name(m.ollama_name) not in live]
             result.missing = [m.name for m in absent]
-            result.notes = [f"{_ollama_label(m)}: not {'created' if m.gguf else 'pulled'} on {name}" for m in absent]
+            result.notes = [_ollama_absent(m, name, live) for m in absent]
         else:
             if isinstance(provider, LlamaCppProvider):
                 status, body = await _get(http, f"{url}/health", limits, want_json=False)

@@ -224,8 +224,8 @@ def test_json_junit_markdown_and_job_summary(project: Path, servers, capsys, tmp
 
 
 def test_ollama_models_are_looked_for_under_what_ollama_was_asked_for(tmp_path: Path, servers, capsys) -> None:
-    # A Hugging Face pull is listed under its reference (compared ignoring case, as Ollama does);
-    # a model created from a file under its declared name.
+    # A Hugging Face pull is listed under its reference, case kept as written; a model created from
+    # a file under its declared name (both as the real Ollama lists them: tests/test_ollama_real.py).
     gateway, ollama = servers[0], servers[1]
     text = catalog([s.port for s in servers[1:]]).replace(
         "models: [qwen2.5:0.5b, llama3.1]",
@@ -234,10 +234,21 @@ def test_ollama_models_are_looked_for_under_what_ollama_was_asked_for(tmp_path: 
     )
     project = write_project(tmp_path / "sources", text, PUBLISHED)
     gateway.routes["/v1/models"] = json_route(openai_models(["code", "gemma", "house", "myth", "qwen-coder", "tiny"]))
-    serve_ollama(ollama, ["hf.co/thebloke/mythomax-l2-13b-gguf:q5_k_m", "house:latest"])
+    serve_ollama(ollama, ["hf.co/TheBloke/MythoMax-L2-13B-GGUF:Q5_K_M", "house:latest"])
     code, out, err = drift(project, gateway.url, capsys)
     assert (code, err) == (0, ""), out
     assert "  ollama [ollama]: in sync" in out.splitlines()
+
+    # Listed under another spelling: one model to Ollama, but not one its 0.14.1 chat finds by ours.
+    serve_ollama(ollama, ["hf.co/thebloke/mythomax-l2-13b-gguf:q5_k_m", "house:latest"])
+    code, out, _ = drift(project, gateway.url, capsys)
+    assert code == 2
+    assert out.splitlines()[2:4] == [
+        "  ollama [ollama]: drift",
+        "    myth (as hf.co/TheBloke/MythoMax-L2-13B-GGUF:Q5_K_M): listed on ollama only as "
+        "'hf.co/thebloke/mythomax-l2-13b-gguf:q5_k_m', a spelling that Ollama before 0.16.2 answers chat for "
+        "instead of 'hf.co/TheBloke/MythoMax-L2-13B-GGUF:Q5_K_M'",
+    ]
 
     serve_ollama(ollama, [])
     code, out, _ = drift(project, gateway.url, capsys)

@@ -202,7 +202,33 @@ def test_a_changed_source_file_replaces_the_model_and_pulled_models_keep_their_s
     assert "gguf" not in OllamaModelProvider(FakeDocker()).create(PROPS).outs
 
 
-def test_listing_is_matched_ignoring_case_as_ollama_does() -> None:
-    listing = LIST + "hf.co/thebloke/mythomax-l2-13b-gguf:q5_k_m    0badc0ffee00    9.2 GB    now\n"
+def test_a_model_is_matched_as_ollama_lists_it_case_kept() -> None:
+    # Ollama lists a name as first fetched (case kept), and 0.14.1's chat finds it only so spelled
+    # (tests/test_ollama_real.py shows both on the real server): another spelling is not this model.
+    listed = LIST + "hf.co/TheBloke/MythoMax-L2-13B-GGUF:Q5_K_M    0badc0ffee00    9.2 GB    now\n"
     props = {**PROPS, "tag": "hf.co/TheBloke/MythoMax-L2-13B-GGUF:Q5_K_M"}
-    assert OllamaModelProvider(FakeDocker(listing=listing)).read("id", props).outs["digest"] == "0badc0ffee00"
+    assert OllamaModelProvider(FakeDocker(listing=listed)).read("id", props).outs["digest"] == "0badc0ffee00"
+
+    other = LIST + "hf.co/thebloke/mythomax-l2-13b-gguf:q5_k_m    0badc0ffee00    9.2 GB    now\n"
+    assert OllamaModelProvider(FakeDocker(listing=other)).read("id", props).id is None  # refresh: gone
+    # Never adopted, and never pulled (a pull would succeed and leave the other spelling listed).
+    fake = FakeDocker(listing=other)
+    with pytest.raises(RuntimeError) as refused:
+        OllamaModelProvider(fake).create(props)
+    assert str(refused.value) == (
+        "Ollama in container llmfleet-prod-ollama has this model as 'hf.co/thebloke/mythomax-l2-13b-gguf:q5_k_m', "
+        "not 'hf.co/TheBloke/MythoMax-L2-13B-GGUF:Q5_K_M': it keeps the first spelling of a name (create and pull "
+        "match names ignoring case), and before 0.16.2 its chat answers only that spelling. Declare the model as "
+        "'hf.co/thebloke/mythomax-l2-13b-gguf:q5_k_m', or remove it first (`docker exec llmfleet-prod-ollama "
+        "ollama rm hf.co/thebloke/mythomax-l2-13b-gguf:q5_k_m`) and run the update again."
+    )
+    assert [c[-1] for c in fake.calls] == ["list"]
+    # A model created from a file under another spelling: `ollama create` succeeds, the old one stays.
+    fake = FakeDocker(listing=LIST.replace("llama3.1:latest", "House:latest"))
+    with pytest.raises(RuntimeError, match="has this model as 'House:latest', not 'house'"):
+        OllamaModelProvider(fake).create({**PROPS, "tag": "house", "gguf": "/models/house.gguf"})
+    # Deleting a name removes nothing listed under another spelling: `ollama rm` ignores case, and
+    # that model is another declared name's (a catalog that changed a name's case: create runs first).
+    fake = FakeDocker(listing=other)
+    OllamaModelProvider(fake).delete("id", {**props, "tag": "hf.co/THEBLOKE/MythoMax-L2-13B-GGUF:Q5_K_M"})
+    assert [c[-1] for c in fake.calls] == ["list"]

@@ -227,6 +227,8 @@ def test_the_test_job_caches_each_build_keyed_like_its_own_cache() -> None:
     assert "pulumi-engine-*" in engine["path"]
     llama = caches["Cache the llama.cpp servers"]
     assert "tests/llama_build.py" in llama["key"] and "llama-cpp-python-*" in llama["path"]
+    ollama = caches["Cache Ollama"]  # tests/ollama_build.py: every file under tools/ollama, the Go version
+    assert "tools/ollama/**" in ollama["key"] and "go1.26" in ollama["key"] and "ollama-*" in ollama["path"]
     setup_go = next(s for s in steps(job) if s.get("uses", "").startswith("actions/setup-go@"))
     assert setup_go["with"]["go-version"] == "1.26"
     # The caches are saved after the job: whatever root wrote there is handed back to the user first.
@@ -236,6 +238,8 @@ def test_the_test_job_caches_each_build_keyed_like_its_own_cache() -> None:
 SYSTEM_PACKAGES = {"name": "System packages (through sudo)", "run": "bash .ci/system-packages"}
 # What the tests build and run besides the servers: compilers for llama.cpp, git, openssl, venv.
 BUILD_TOOLS = {"python3-venv", "cmake", "g++", "make", "git", "openssl"}
+# The headers Ollama's Go module lacks (tests/ollama_build.py).
+OLLAMA_HEADERS = {"nlohmann-json3-dev", "libstb-dev", "libminiaudio-dev"}
 
 
 @pytest.fixture
@@ -276,7 +280,7 @@ def test_system_packages_on_a_github_hosted_runner_use_sudo(open_tmp: Path) -> N
     workspace = shared_dir(open_tmp / "checkout")
     shutil.copytree(PROJECT / ".ci", workspace / ".ci")
     # Ubuntu's runner image: compilers, git and openssl, but no Debian keyring.
-    log, path = packages_world(open_tmp, installed={"debootstrap", *BUILD_TOOLS}, sudo=True)
+    log, path = packages_world(open_tmp, installed={"debootstrap", *BUILD_TOOLS, *OLLAMA_HEADERS}, sudo=True)
     run = run_job({"env": {"STUB_LOG": str(log)}, "steps": [SYSTEM_PACKAGES]}, workspace, {}, path, user=65534)
     assert run.step(SYSTEM_PACKAGES["name"]).code == 0, run.steps
     # Every apt-get through sudo (which then runs it), none directly.
@@ -292,7 +296,9 @@ def test_system_packages_as_root_on_a_self_hosted_runner_without_sudo(open_tmp: 
     workspace = shared_dir(open_tmp / "checkout")
     shutil.copytree(PROJECT / ".ci", workspace / ".ci")
     log, path = packages_world(
-        open_tmp, installed={"debootstrap", "debian-archive-keyring", "shellcheck", "cmake", "g++", "make"}, sudo=False
+        open_tmp,
+        installed={"debootstrap", "debian-archive-keyring", "shellcheck", "cmake", "g++", "make", *OLLAMA_HEADERS},
+        sudo=False,
     )
     run = run_job({"env": {"STUB_LOG": str(log)}, "steps": [SYSTEM_PACKAGES]}, workspace, {}, path)
     assert run.step(SYSTEM_PACKAGES["name"]).code == 0, run.steps
@@ -305,20 +311,38 @@ def test_system_packages_without_root_or_sudo(open_tmp: Path) -> None:
     shutil.copytree(PROJECT / ".ci", workspace / ".ci")
     # Everything there already: nothing to install, nothing asks for root.
     log, path = packages_world(
-        open_tmp, installed={"haproxy", "debootstrap", "debian-archive-keyring", "shellcheck", *BUILD_TOOLS}, sudo=False
+        open_tmp,
+        installed={"haproxy", "debootstrap", "debian-archive-keyring", "shellcheck", *BUILD_TOOLS, *OLLAMA_HEADERS},
+        sudo=False,
     )
     run = run_job({"env": {"STUB_LOG": str(log)}, "steps": [SYSTEM_PACKAGES]}, workspace, {}, path, user=65534)
     assert run.step(SYSTEM_PACKAGES["name"]).code == 0, run.steps
     assert apt_calls(log) == []
     # HAProxy missing: a clear error naming it and what to do, not apt-get's permission denied.
     log, path = packages_world(
-        open_tmp / "again", installed={"debootstrap", "debian-archive-keyring", "shellcheck", *BUILD_TOOLS}, sudo=False
+        open_tmp / "again",
+        installed={"debootstrap", "debian-archive-keyring", "shellcheck", *BUILD_TOOLS, *OLLAMA_HEADERS},
+        sudo=False,
     )
     run = run_job({"env": {"STUB_LOG": str(log)}, "steps": [SYSTEM_PACKAGES]}, workspace, {}, path, user=65534)
     step = run.step(SYSTEM_PACKAGES["name"])
     assert step.code == 1
     assert "installing haproxy needs root: run as root, through sudo, or install it first" in step.output
     assert apt_calls(log) == []
+
+
+def test_system_packages_install_the_headers_ollamas_build_lacks(open_tmp: Path) -> None:
+    # Everything else there: only the headers are installed, miniaudio from Debian 13 (pinned low, by
+    # name only) on Debian 12, from the system's own archive elsewhere.
+    workspace = shared_dir(open_tmp / "checkout")
+    shutil.copytree(PROJECT / ".ci", workspace / ".ci")
+    everything = {"haproxy", "debootstrap", "debian-archive-keyring", "shellcheck", *BUILD_TOOLS}
+    log, path = packages_world(open_tmp, installed=everything, sudo=False)
+    run = run_job({"env": {"STUB_LOG": str(log)}, "steps": [SYSTEM_PACKAGES]}, workspace, {}, path)
+    assert run.step(SYSTEM_PACKAGES["name"]).code == 0, run.steps
+    bookworm = "VERSION_CODENAME=bookworm" in Path("/etc/os-release").read_text()
+    miniaudio = "libminiaudio-dev/trixie" if bookworm else "libminiaudio-dev"
+    assert apt_calls(log)[-1] == f"apt-get install -y -qq nlohmann-json3-dev libstb-dev {miniaudio}"
 
 
 def test_the_setup_runs_as_root_or_through_sudo(open_tmp: Path) -> None:
