@@ -48,9 +48,11 @@ class Ollama:
         return done
 
     def create(self, name: str, gguf: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """`ollama create <name>` from `gguf`, one thread and a token cap."""
+        """`ollama create <name>` from `gguf`, one thread, a token cap, and greedy decoding: sampled
+        tokens of a random model can be its end token, and a reply would then stop before the cap."""
         modelfile = self.home / f"Modelfile-{len(list(self.home.glob('Modelfile-*')))}"
-        modelfile.write_text(f"FROM {gguf}\nPARAMETER num_thread 1\nPARAMETER num_predict {NUM_PREDICT}\n")
+        modelfile.write_text(f"FROM {gguf}\nPARAMETER num_thread 1\nPARAMETER num_predict {NUM_PREDICT}\n"
+                             "PARAMETER temperature 0\nPARAMETER seed 1\n")  # fmt: skip
         return self.cli("create", name, "-f", str(modelfile), check=check)
 
     def tags(self) -> list[str]:

@@ -25,8 +25,9 @@ def servers() -> LlamaServers:
 
 
 def _chat(url: str, model: str) -> httpx.Response:
-    # No max_tokens: how long the answer is is the server's choice.
-    body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+    # No max_tokens: how long the answer is is the server's choice. Greedy: a sampled token of the
+    # random model can be its end token, and the answer would then stop before the server's cap.
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "temperature": 0}
     return httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60)
 
 
