@@ -166,11 +166,13 @@ IMAGE_PULL_TIMEOUT_S = 60 * 60
 # calls ContainerStop with destroy_grace_seconds, or 0 when unset, which kills the server at once
 # whatever stop_timeout says. A server that exits sooner frees its slot sooner.
 STOP_GRACE_S = {
-    # Finish the generations in flight (each server stops accepting first).
+    # Ollama and llama-server close every connection at the signal, cutting the replies in flight,
+    # and exit within a second (tests/test_stop_real.py): the grace only bounds a hang.
     "ollama": 30,
     "llama_cpp": 30,
+    # llama-cpp-python (uvicorn) finishes a reply that is not streamed, then exits: up to the grace.
     "llama_cpp_python": 30,
-    # vLLM also tears down CUDA graphs and its engine process.
+    # vLLM (uvicorn too; not run here) also tears down CUDA graphs and its engine process.
     "vllm": 60,
     # LiteLLM: uvicorn closes the listener, then waits for open requests up to
     # GRACEFUL_SHUTDOWN_TIMEOUT (30 s by default); a margin beyond it so it is never cut short.

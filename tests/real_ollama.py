@@ -34,6 +34,7 @@ class Ollama:
     url: str  # http://127.0.0.1:<port>
     env: dict[str, str]
     home: Path  # the test's directory: models, Modelfiles, logs
+    pid: int = 0  # `ollama serve`'s process, as a container's first process
 
     @property
     def port(self) -> int:
@@ -102,7 +103,7 @@ def serving(binary: Path, home: Path) -> Iterator[Ollama]:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"ollama serve not ready within {STARTUP_DEADLINE} s:\n{log.read_text()[-3000:]}")
             time.sleep(0.1)
-        yield Ollama(binary, url, env, home)
+        yield Ollama(binary, url, env, home, proc.pid)
     finally:
         stop_process(proc)  # the process group: `ollama serve` and the runners it started
 

@@ -7,6 +7,9 @@ model's fallback and its aliases must still answer."""
 from __future__ import annotations
 
 import json
+import signal
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +23,7 @@ from llmfleet._cli import main
 from .fleetdir import BASE_STACK, write_project
 from .litellm_proxy import MASTER_KEY, free_port, running_proxy, stop_process
 from .llama_build import LlamaServers, ensure_built
-from .real_llama import llama_cpp_python_environment, llama_server_argv, running
+from .real_llama import llama_cpp_python_environment, llama_server_argv, llama_server_environment, running
 from .standins import serve_ollama, serve_vllm, standins
 from .tiny_gguf import write_tiny_gguf
 
@@ -49,6 +52,7 @@ providers:
     alias: tiny-native
     context_length: {context}
     parallel: 2
+    env: {{LLAMA_ARG_ENDPOINT_SLOTS: "1"}}  # /slots, where a test sees a request in flight
   python:
     kind: llama_cpp_python
     port: {python}
@@ -118,8 +122,8 @@ def fleet(servers: LlamaServers, tmp_path: Path) -> Iterator[Fleet]:
         native, python = fleet.catalog.providers["native"], fleet.catalog.providers["python"]
         native_url, python_url = f"http://127.0.0.1:{ports['native']}", f"http://127.0.0.1:{ports['python']}"
         with (
-            running(llama_server_argv(servers, native, gguf_dir), None, f"{native_url}/health",
-                    tmp_path / "native.log") as proc,
+            running(llama_server_argv(servers, native, gguf_dir), llama_server_environment(native),
+                    f"{native_url}/health", tmp_path / "native.log") as proc,
             running([str(servers.python), "-m", "llama_cpp.server"], llama_cpp_python_environment(python, gguf_dir),
                     f"{python_url}/v1/models", tmp_path / "python.log"),
             running_proxy(llmfleet.render_gateway_config(fleet), tmp_path) as gateway,
@@ -185,3 +189,28 @@ def test_each_request_gets_the_declared_context(fleet: Fleet) -> None:
                           timeout=60)  # fmt: skip
     assert response.status_code == 200, response.text[:300]
     assert CONTEXT - 80 < response.json()["usage"]["prompt_tokens"] <= CONTEXT
+
+
+def test_a_reply_cut_by_a_stopping_server_is_answered_by_the_fallback(fleet: Fleet) -> None:
+    # What a replaced llama-server does to a request under way (it closes the connection at the
+    # signal: tests/test_stop_real.py) and what the gateway then does with it: its fallback answers.
+    answer: dict[str, httpx.Response] = {}
+    # As long a reply as the fallback's 512-token context holds (a longer one fails there instead).
+    body = {"model": "tiny-native", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 400,
+            "temperature": 0}  # fmt: skip
+    sender = threading.Thread(target=lambda: answer.setdefault("r", httpx.post(
+        f"{fleet.gateway}/v1/chat/completions", headers={"Authorization": f"Bearer {MASTER_KEY}"}, json=body,
+        timeout=120)))  # fmt: skip
+    sender.start()
+    native = fleet.fleet.catalog.providers["native"].listen_port
+    deadline = time.monotonic() + 30
+    while not any(slot.get("is_processing") for slot in httpx.get(f"http://127.0.0.1:{native}/slots").json()):
+        assert time.monotonic() < deadline, "the request never reached llama-server"
+        time.sleep(0.02)
+    fleet.native.send_signal(signal.SIGTERM)  # as `docker stop` sends it: the reply is cut mid-way
+    sender.join(120)
+    response = answer["r"]
+    assert response.status_code == 200, response.text[:300]
+    assert response.headers["x-litellm-model-id"] == "tiny-python@python"
+    assert response.headers["x-litellm-attempted-fallbacks"] == "1"
+    assert fleet.native.wait(timeout=10) is not None

@@ -36,7 +36,7 @@ def test_llama_server_gets_the_catalogs_args_and_env(servers: LlamaServers, tmp_
     port = free_port()
     provider = llmfleet.LlamaCppProvider(
         kind="llama_cpp", gguf=str(gguf), alias="tiny", port=port,
-        args=["--n-predict", "3"], env={"LLAMA_ARG_NO_ENDPOINT_SLOTS": "1"},
+        args=["--n-predict", "3"], env={"LLAMA_ARG_ENDPOINT_SLOTS": "1"},
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     argv, env = llama_server_argv(servers, provider), llama_server_environment(provider)
@@ -45,8 +45,8 @@ def test_llama_server_gets_the_catalogs_args_and_env(servers: LlamaServers, tmp_
         answer = _chat(url, "tiny").json()
         # --n-predict 3: every answer is cut at 3 tokens.
         assert answer["usage"]["completion_tokens"] == 3 and answer["choices"][0]["finish_reason"] == "length"
-        # LLAMA_ARG_NO_ENDPOINT_SLOTS: the /slots endpoint is off (it answers 200 by default).
-        assert httpx.get(f"{url}/slots", timeout=10).status_code == 501
+        # LLAMA_ARG_ENDPOINT_SLOTS: the /slots endpoint is on (off by default: 501 "Start it with `--slots`").
+        assert httpx.get(f"{url}/slots", timeout=10).status_code == 200
         # What llmfleet derives is still what it set.
         assert [m["id"] for m in httpx.get(f"{url}/v1/models", timeout=10).json()["data"]] == ["tiny"]
 
