@@ -9,8 +9,10 @@ did not become healthy. So every container is created without that wait, and one
 resources, created after it, waits for it instead, through `docker inspect` where `pulumi up` runs:
 
 - healthy: done;
-- exited, restarting, or restarted since it was created (RestartCount > 0): fail at once, with its
-  exit code and the last lines of its log;
+- exited, restarting, or restarted while it is watched (its RestartCount grows): fail at once, with
+  its exit code and the last lines of its log. Restarts from before the wait began are history: a
+  container that crashed on the last `up`, whose cause was fixed on the host since, and that is now
+  loading, is waited for;
 - starting (or unhealthy, which the next passing check still turns healthy): poll again, until the
   kind's budget, then fail with the last health check's output and the log.
 
@@ -122,10 +124,6 @@ class Observed:
         """Not running, with an exit code to say (restarting: waiting out Docker's restart delay)."""
         return self.status in ("exited", "dead", "restarting")
 
-    @property
-    def crashed(self) -> bool:
-        return self.stopped or self.restarts > 0
-
 
 class WaitFailed(RuntimeError):
     """The container crashed, vanished, or was not healthy within its budget; the message says which."""
@@ -172,11 +170,9 @@ def _exit(observed: Observed) -> str:
 def crash_message(target: Target, observed: Observed, runner: Runner) -> str:
     times = "once" if observed.restarts == 1 else f"{observed.restarts} times"
     if not observed.stopped:
-        what = f"exited and was restarted {times} (it is running again: the exit code was not seen)"
+        what = f"exited and was restarted (it is running again, {times} in all: the exit code was not seen)"
     elif observed.restarts:
         what = f"{_exit(observed)}; Docker has restarted it {times} and it keeps exiting"
-    elif observed.status == "restarting":
-        what = f"{_exit(observed)}; Docker is restarting it"
     else:
         what = _exit(observed)
     hint = "Fix what it says and run `pulumi up` again" + (f"; {target.logs_hint} shows the whole log." if (
@@ -223,11 +219,14 @@ def wait_healthy(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Observed:
-    """Poll the container until it is healthy (returned), crashes or outlives `budget_s` (WaitFailed)."""
+    """Poll the container until it is healthy (returned), crashes or outlives `budget_s` (WaitFailed).
+    Healthy wins: a container restarted once that then serves is what the wait is for."""
     started = clock()
     observed: Observed | None = None
     failures = 0
     catching_since: float | None = None
+    close = False
+    restarts_before: int | None = None  # restarts seen at the first look: earlier ones are history
     while True:
         try:
             observed = inspect(target, runner)
@@ -242,19 +241,25 @@ def wait_healthy(
             if observed.health is None and observed.status == "running":
                 raise WaitFailed(f"{target.what}: container {target.label} has no healthcheck, so nothing "
                                  "says when it is ready (a bug in llmfleet's component: please report it)")  # fmt: skip
-            if observed.stopped:
-                raise WaitFailed(crash_message(target, observed, runner))
-            if observed.restarts > 0:
-                # Running again after a crash: watch closely for the next exit and its code.
+            restarts_before = observed.restarts if restarts_before is None else restarts_before
+            if observed.status in ("exited", "dead"):
+                raise WaitFailed(crash_message(target, observed, runner))  # nothing will start it again
+            if observed.restarts > restarts_before:  # it exited while watched
+                if observed.status == "restarting":
+                    raise WaitFailed(crash_message(target, observed, runner))
+                # Running again already: watch closely for the next exit, to say its code.
                 catching_since = clock() if catching_since is None else catching_since
                 if clock() - catching_since >= CATCH_EXIT_S:
                     raise WaitFailed(crash_message(target, observed, runner))
+            # Restarting from an exit before the wait began (a crash on the last `up` whose cause may
+            # have been fixed on the host since): the next start decides, watched closely.
+            close = catching_since is not None or observed.status == "restarting"
         if clock() - started >= budget_s:
             if failures:
                 raise Unreachable(f"could not ask the Docker engine on {target.where} about {target.what} "
                                   f"(container {target.label}) within {budget_s:.0f} s")  # fmt: skip
             raise WaitFailed(timeout_message(target, observed, budget_s, runner))
-        sleep(CATCH_POLL_S if catching_since is not None else poll_s)
+        sleep(CATCH_POLL_S if close else poll_s)
 
 
 class ContainerHealthProvider(ResourceProvider):

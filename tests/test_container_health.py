@@ -132,9 +132,20 @@ def test_a_server_that_exits_at_start_fails_at_once_with_its_exit_code_and_log()
     assert ["docker", "--host", "ssh://ops@gpu-1", "logs", "--timestamps", "--tail", "20", "0123abcd"] in fake.calls
 
 
-def test_restarting_before_any_restart_is_counted_says_docker_is_restarting_it() -> None:
-    fake = FakeDocker([state("restarting", "starting", exit_code=1)], logs=ARGPARSE_LOG)
-    assert "exited with code 1; Docker is restarting it." in failure(fake)
+def test_first_seen_restarting_it_fails_at_its_next_exit() -> None:
+    # Docker counts a restart when the process exits; the next exit while watched is a crash.
+    clock = Clock()
+    fake = FakeDocker([state("restarting", exit_code=2, restarts=1), state(restarts=1),
+                       state("restarting", exit_code=2, restarts=2)], logs=ARGPARSE_LOG)  # fmt: skip
+    assert "exited with code 2; Docker has restarted it 2 times and it keeps exiting." in failure(fake, clock=clock)
+    assert clock.now == 0.5 + 2  # a closer look while it restarts
+
+
+def test_restarting_from_an_earlier_crash_then_loading_is_waited_for() -> None:
+    # The last `up` failed on a missing file; it was put there; Docker's restart delay runs out.
+    fake = FakeDocker([state("restarting", exit_code=1, restarts=9)] * 3 + [state(restarts=9)] * 100
+                      + [state(health="healthy", restarts=9)])  # fmt: skip
+    assert wait(fake).healthy
 
 
 def test_an_exited_container_says_why_docker_could_not_start_it() -> None:
@@ -162,10 +173,16 @@ def test_a_crash_loop_seen_running_again_waits_for_the_next_exit_to_give_its_cod
 
 def test_a_restarted_container_that_stays_up_still_fails_without_an_exit_code() -> None:
     clock = Clock()
-    fake = FakeDocker([state(restarts=2)])
+    fake = FakeDocker([state(), state(restarts=2)])
     message = failure(fake, clock=clock)
-    assert "exited and was restarted 2 times (it is running again: the exit code was not seen)." in message
-    assert clock.now == CATCH_EXIT_S
+    assert "exited and was restarted (it is running again, 2 times in all: the exit code was not seen)." in message
+    assert clock.now == 2 + CATCH_EXIT_S
+
+
+def test_restarts_from_before_the_wait_are_history_a_loading_server_is_waited_for() -> None:
+    # It crashed on the last `up`; the cause was fixed on the host; now it loads for ten minutes.
+    fake = FakeDocker([state(restarts=7)] * 300 + [state(health="healthy", restarts=7)])
+    assert wait(fake).healthy
 
 
 def test_a_restarted_container_that_becomes_healthy_while_watched_is_healthy() -> None:
