@@ -169,16 +169,20 @@ def _exit(observed: Observed) -> str:
 
 def crash_message(target: Target, observed: Observed, runner: Runner) -> str:
     times = "once" if observed.restarts == 1 else f"{observed.restarts} times"
-    if not observed.stopped:
-        what = f"exited and was restarted (it is running again, {times} in all: the exit code was not seen)"
-    elif observed.restarts:
+    log = _log_block(target, runner)
+    whole_log = f"; {target.logs_hint} shows the whole log." if target.logs_hint else "."
+    where = f"container {target.label} on {target.where}"
+    if observed.status in ("exited", "dead"):  # its restart policy will not start it again
+        return (f"{target.what} is not running: {where} {_exit(observed)}, and Docker will not start it again "
+                f"(stopped by hand?).{log}\nStart it with `pulumi up --refresh`, or fix what its log says and "
+                f"run `pulumi up` again{whole_log}")  # fmt: skip
+    if observed.stopped:
         what = f"{_exit(observed)}; Docker has restarted it {times} and it keeps exiting"
     else:
-        what = _exit(observed)
-    hint = "Fix what it says and run `pulumi up` again" + (f"; {target.logs_hint} shows the whole log." if (
-        target.logs_hint) else ".")  # fmt: skip
-    return (f"{target.what} crashed at start: container {target.label} on {target.where} {what}."
-            f"{_log_block(target, runner)}\n{hint}")  # fmt: skip
+        what = f"exited and was restarted (it is running again, {times} in all: the exit code was not seen)"
+    return (
+        f"{target.what} crashed at start: {where} {what}.{log}\nFix what it says and run `pulumi up` again{whole_log}"
+    )
 
 
 def timeout_message(target: Target, observed: Observed | None, budget_s: float, runner: Runner) -> str:

@@ -148,15 +148,19 @@ def test_restarting_from_an_earlier_crash_then_loading_is_waited_for() -> None:
     assert wait(fake).healthy
 
 
-def test_an_exited_container_says_why_docker_could_not_start_it() -> None:
+def test_an_exited_container_is_not_running_and_says_why_docker_could_not_start_it() -> None:
     error = 'exec: "vllm": executable file not found in $PATH'
     fake = FakeDocker([state("exited", "unhealthy", exit_code=127, Error=error)])
-    message = failure(fake)
-    assert f"exited with code 127 ({error}). Its log is empty.\n" in message
+    assert failure(fake) == (
+        "provider 'vllm-qwen' (vllm) is not running: container llmfleet-prod-vllm-qwen on host 'gpu-1' "
+        f"(ssh://ops@gpu-1) exited with code 127 ({error}), and Docker will not start it again (stopped by hand?). "
+        "Its log is empty.\nStart it with `pulumi up --refresh`, or fix what its log says and run `pulumi up` "
+        "again; `llmfleet logs --stack prod vllm-qwen` shows the whole log."
+    )
 
 
 def test_out_of_memory_is_named() -> None:
-    fake = FakeDocker([state("exited", "starting", exit_code=137, restarts=4, OOMKilled=True)])
+    fake = FakeDocker([state(), state("restarting", "starting", exit_code=137, restarts=4, OOMKilled=True)])
     assert "exited with code 137 (killed: out of memory); Docker has restarted it 4 times" in failure(fake)
 
 
@@ -269,9 +273,9 @@ def test_the_log_merges_both_streams_in_order_and_masks_what_looks_like_a_creden
 
 
 def test_a_log_that_cannot_be_read_leaves_only_the_state() -> None:
-    fake = FakeDocker([state("exited", exit_code=1)])
+    fake = FakeDocker([state(), state("restarting", exit_code=1, restarts=1)])
     fake.logs = (1, "", "Error response from daemon: configured logging driver does not support reading")
-    assert "exited with code 1. Its log is empty." in failure(fake)
+    assert "exited with code 1; Docker has restarted it once and it keeps exiting. Its log is empty." in failure(fake)
 
 
 PROPS = {"container": "0123abcd", "name": "llmfleet-prod-vllm-qwen", "what": "provider 'vllm-qwen' (vllm)",
@@ -286,7 +290,7 @@ def test_the_provider_waits_on_create_and_records_the_result() -> None:
 
 def test_the_provider_fails_the_create_with_the_message() -> None:
     with pytest.raises(WaitFailed, match="crashed at start"):
-        ContainerHealthProvider(FakeDocker([state("exited", exit_code=2)])).create(PROPS)
+        ContainerHealthProvider(FakeDocker([state(), state("restarting", exit_code=2, restarts=1)])).create(PROPS)
 
 
 def test_a_new_container_waits_again_create_first_and_nothing_else_does() -> None:
