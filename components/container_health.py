@@ -45,7 +45,7 @@ from llmfleet._wording import count
 
 from .docker_cli import Runner, run_docker
 
-POLL_S = 2.0
+POLL_S = 1.0  # as often as the Docker provider polled for `healthy`: no slower a deploy
 LOG_LINES = 20
 # A crash-looping container seen running again after a restart has lost its exit code (Docker resets
 # it when the process starts): watch closely this long for its next exit, to say what it exited with.
