@@ -102,6 +102,10 @@ def failed_up(project: Project) -> tuple[float, str]:
     took = time.monotonic() - started
     out = done.stdout + done.stderr
     assert done.returncode != 0, out[-3000:]
+    # What the person running `up` reads (shown with -s): from the message to its hint.
+    if "crashed at start" in out:
+        excerpt = out[out.index("crashed at start") - 40 :]
+        print(excerpt[: excerpt.find("shows the whole log") + 20], f"\n({took:.0f} s)\n")
     return took, out
 
 
