@@ -146,8 +146,8 @@ def last_log_lines(target: Target, runner: Runner, lines: int = LOG_LINES) -> li
     code, out, err = runner(target.docker("logs", "--timestamps", "--tail", str(lines), target.container), 60)
     if code != 0:
         return []
-    stamped = sorted(line for line in (out + err).splitlines() if line.strip())
-    return [mask_credentials(line.split(" ", 1)[1] if " " in line else "").rstrip() for line in stamped][-lines:]
+    texts = [line.split(" ", 1)[1] if " " in line else "" for line in sorted((out + err).splitlines())]
+    return [mask_credentials(text).rstrip() for text in texts if text.strip()][-lines:]
 
 
 def _log_block(target: Target, runner: Runner) -> str:

@@ -262,7 +262,8 @@ def test_the_local_engine_is_asked_without_a_host_flag() -> None:
 
 
 def test_the_log_merges_both_streams_in_order_and_masks_what_looks_like_a_credential() -> None:
-    out = "2026-12-03T14:40:01.000000000Z one\n2026-12-03T14:40:03.000000000Z three HF_TOKEN=hf_abcdefghijklmnop\n"
+    out = ("2026-12-03T14:40:01.000000000Z one\n2026-12-03T14:40:01.500000000Z \n"
+           "2026-12-03T14:40:03.000000000Z three HF_TOKEN=hf_abcdefghijklmnop\n")  # fmt: skip
     err = "2026-12-03T14:40:02.000000000Z two: Authorization: Bearer sk-0123456789abcdef\n"
     assert last_log_lines(TARGET, FakeDocker([state()], out, err)) == [
         "one",

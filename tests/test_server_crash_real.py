@@ -140,7 +140,8 @@ def test_crashes_fail_the_up_within_a_minute_and_a_slow_start_is_waited_for(proj
     timings["llama-server not a GGUF"] = took
     assert "provider 'native' (llama_cpp) crashed at start: container llmfleet-crash-native" in out, out[-4000:]
     assert "exited with code 1" in out
-    assert "/models/notes.gguf" in out  # llama-server's own lines name the file it could not load
+    # llama-server's own lines: what is wrong with the file, and which file.
+    assert "invalid magic characters" in out and "failed to load model from /models/notes.gguf" in out
     assert took < CRASH_WITHIN_S, (took, out[-3000:])
 
     # 4. Slow, not broken: vLLM loads for longer than a crash takes to be reported, then serves.
