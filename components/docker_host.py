@@ -12,7 +12,7 @@ from llmfleet import Host
 from llmfleet._docker_names import network_name, volume_name
 
 from .docker_engine_check import DockerEngineCheck, DockerEngineCheckArgs
-from .server_container import FileBind, Mount
+from .server_container import FileBind, Mount, Placement
 
 GGUF_DIR = "/models"
 
@@ -52,6 +52,7 @@ class DockerHost(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: DockerHostArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("llmfleet:index:DockerHost", name, {}, opts)
+        self._args = args
         # No explicit provider for a host without an endpoint: the default one honours DOCKER_HOST.
         self.provider = (
             docker.Provider(
@@ -83,3 +84,9 @@ class DockerHost(pulumi.ComponentResource):
         self.gguf = gguf_mount(args.host, gguf_volume)
         self.network_name = self.network.name
         self.register_outputs({"network": self.network_name})
+
+    def placement(self, publish_ip: str | None) -> Placement:
+        """Where a container goes on this host: its network, its provider, after its engine check."""
+        args = self._args
+        return Placement(args.stack, args.name, self.network_name, self.provider, publish_ip, self.engine_check,
+                         args.host.docker)  # fmt: skip

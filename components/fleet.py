@@ -107,11 +107,10 @@ def deploy_fleet(fleet: Fleet, secrets: FleetSecrets, project_dir: Path) -> Depl
     for name, provider in catalog.local_providers().items():
         host_name = settings.host_of(name)
         host = hosts[host_name]
-        placement = Placement(stack, host_name, host.network_name, host.provider, settings.publish_ip(name),
-                              host.engine_check)  # fmt: skip
+        placement = host.placement(settings.publish_ip(name))
         server = _server(name, provider, fleet, placement, host, secrets, project_dir)
         servers[name] = server
-        backends.append(server.container)
+        backends.append(server.healthy)  # healthy, not merely created
         if isinstance(server, OllamaServer):
             backends.extend(server.models.values())
 
@@ -120,9 +119,7 @@ def deploy_fleet(fleet: Fleet, secrets: FleetSecrets, project_dir: Path) -> Depl
         FRONT_PROXY,
         FrontProxyArgs(
             image=settings.images.haproxy,
-            placement=Placement(
-                stack, gateway_host, gw.network_name, gw.provider, settings.gateway.bind, gw.engine_check
-            ),
+            placement=gw.placement(settings.gateway.bind),
             port=settings.gateway.port,
             settings=FrontProxySettings(stack=stack, gateway_port=GATEWAY_PORT, check_port=GATEWAY_READY_PORT),
         ),
@@ -135,7 +132,7 @@ def deploy_fleet(fleet: Fleet, secrets: FleetSecrets, project_dir: Path) -> Depl
             declared_models=declared_models(catalog),
             probe_models=[t.name for t in probe_targets(catalog) if not t.external],
             master_key=secrets.master_key,
-            placement=Placement(stack, gateway_host, gw.network_name, gw.provider, None, gw.engine_check),
+            placement=gw.placement(None),
             url=settings.gateway_url,
             api_keys={k: secrets.api_keys[k] for k in required_api_keys(fleet)},
             backends=backends,

@@ -12,7 +12,15 @@ import pulumi_docker as docker
 
 from llmfleet._front_proxy import FRONT_ALIAS, FRONT_PORT, FrontProxySettings, front_proxy_config
 
-from .server_container import ContainerSpec, Healthcheck, Placement, pulled_image, server_container
+from .container_health import ContainerHealthy
+from .server_container import (
+    ContainerSpec,
+    Healthcheck,
+    Placement,
+    container_healthy,
+    pulled_image,
+    server_container,
+)
 
 CONFIG_PATH = "/usr/local/etc/haproxy/haproxy.cfg"  # where the official image's CMD reads it
 
@@ -37,6 +45,7 @@ class FrontProxyArgs:
 
 class FrontProxy(pulumi.ComponentResource):
     container: docker.Container
+    healthy: ContainerHealthy
 
     def __init__(self, name: str, args: FrontProxyArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("llmfleet:index:FrontProxy", name, {}, opts)
@@ -51,4 +60,6 @@ class FrontProxy(pulumi.ComponentResource):
             external_port=args.port,
             alias=FRONT_ALIAS,
         )
+        self.healthy = container_healthy(name, front_proxy_spec(), self.container, args.placement, self,
+                                         what="the front proxy", logs_name="front-proxy")  # fmt: skip
         self.register_outputs({"container": self.container.name})

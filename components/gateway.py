@@ -1,7 +1,8 @@
 """The LiteLLM gateway: the rendered config uploaded into the container, the master key from a
 stack secret as an environment variable, started after every backend it routes to is healthy and
-every Ollama pull is done. It publishes no port: clients reach it through the front proxy, which
-finds it by its network alias, so a catalog change replaces it new-first with nothing dropped."""
+every Ollama pull is done, and itself waited for until healthy. It publishes no port: clients reach
+it through the front proxy, which finds it by its network alias, so a catalog change replaces it
+new-first with nothing dropped."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ import pulumi_docker as docker
 
 from llmfleet._front_proxy import DRAIN_S, GATEWAY_ALIAS, READY_FOR_S
 
+from .container_health import ContainerHealthy
 from .server_container import (
     ContainerSpec,
     Placement,
+    container_healthy,
     pulled_image,
     python_check,
     readiness_probe,
@@ -86,7 +89,7 @@ class GatewayArgs:
     placement: Placement  # publishes nothing: the front proxy holds the stack's address
     url: str
     api_keys: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
-    backends: Sequence[pulumi.Resource] = ()
+    backends: Sequence[pulumi.Resource] = ()  # what must be done first: each backend's health wait, each pull
 
 
 class Gateway(pulumi.ComponentResource):
@@ -95,6 +98,7 @@ class Gateway(pulumi.ComponentResource):
     probe_models: pulumi.Output[list[str]]
     master_key: pulumi.Output[str]
     container: docker.Container
+    healthy: ContainerHealthy
 
     def __init__(self, name: str, args: GatewayArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("llmfleet:index:Gateway", name, {}, opts)
@@ -114,6 +118,11 @@ class Gateway(pulumi.ComponentResource):
             depends_on=args.backends,
             rolling_alias=GATEWAY_ALIAS,
         )
+        # A catalog change replaces the container create-first, and this wait with it: the old
+        # gateway is deleted only after the new one is healthy (the engine deletes what it replaced
+        # after every other step), that is, once the front proxy routes to it.
+        self.healthy = container_healthy(name, gateway_spec(), self.container, args.placement, self,
+                                         what="the gateway", logs_name="gateway")  # fmt: skip
         self.url = pulumi.Output.from_input(args.url)
         self.declared_models = pulumi.Output.from_input(list(args.declared_models))
         self.probe_models = pulumi.Output.from_input(list(args.probe_models))

@@ -128,14 +128,15 @@ class OllamaServer(ServerComponent):
         image = pulled_image(name, args.image, placement, self)
         spec = ollama_spec(args.provider, models_mount(store, created), args.gguf, args.memory)
         self._serve(name, spec, image.image_id, placement, args.provider.served_names, depends_on=existing)
-        # Pull only once the server is healthy (the container waits for its healthcheck): an
-        # ordering through depends_on alone. The container's name is passed as the plain,
+        # Pull only once the server is healthy (its health wait, components/container_health.py):
+        # an ordering through depends_on alone. The container's name is passed as the plain,
         # deterministic value, never as its output: the engine re-diffs a dependent with every
         # input that has a property dependency on a delete-first replaced resource set to unknown
         # (pulumi/pulumi pkg/resource/deploy/step_generator.go, calculateDependentReplacements),
         # which would make each model "replace" on every container replacement: `ollama rm` and a
-        # full re-pull. Without a property dependency it is left alone; the models survive on the
-        # volume the new container mounts.
+        # full re-pull. Without a property dependency it is left alone (the health wait itself is
+        # replaced, being computed from the container's id, and waits for the new container); the
+        # models survive on the volume the new container mounts.
         # In a store llmfleet did not create, no model is ever removed (`ollama rm`): neither on destroy
         # nor when the catalog drops it. The store and what it held before are the operator's.
         container = container_name(placement.stack, name)
@@ -143,9 +144,7 @@ class OllamaServer(ServerComponent):
             m.name: OllamaModel(
                 f"{name}-model-{m.name}",
                 OllamaModelArgs(docker_host=args.docker_host, container=container, tag=m.ollama_name, gguf=m.gguf),
-                opts=pulumi.ResourceOptions(
-                    parent=self, depends_on=[self.container], retain_on_delete=store is not None
-                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.healthy], retain_on_delete=store is not None),
             )
             for m in args.provider.models
         }

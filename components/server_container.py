@@ -16,6 +16,8 @@ import pulumi_docker as docker
 # Names and labels come from the library: `llmfleet logs` finds the containers by the same ones.
 from llmfleet._docker_names import container_labels, container_name
 
+from .container_health import ContainerHealthArgs, ContainerHealthy
+
 
 @dataclass(frozen=True)
 class Healthcheck:
@@ -151,11 +153,10 @@ def gpu_request(gpus: str | Sequence[int] | None) -> GpuRequest | None:
 
 # How long the engine lets a resource's create run. terraform-provider-docker 4.5 (which
 # pulumi-docker 5.x wraps) defaults create, update and delete to 20 minutes
-# (resource_docker_container.go and resource_docker_image.go, `*DefaultTimeout`), whatever the
-# container's `wait_timeout` says: a longer wait must come with a longer create timeout.
+# (resource_docker_container.go and resource_docker_image.go, `*DefaultTimeout`): enough to create
+# and start a container, which is all its create does; the wait until it is healthy is a resource of
+# its own (container_healthy) with the kind's budget. Image pulls and builds need longer.
 PROVIDER_DEFAULT_TIMEOUT_S = 20 * 60
-# Beyond the healthcheck wait: creating and starting the container, and the last check interval.
-CONTAINER_CREATE_MARGIN_S = 300
 # Pulling a CUDA or vLLM image (10+ GB) over a slow link.
 IMAGE_PULL_TIMEOUT_S = 60 * 60
 
@@ -198,7 +199,7 @@ class ContainerSpec:
     entrypoint: list[str] = field(default_factory=list)  # empty: the image's own
     env: dict[str, str] = field(default_factory=dict)
     healthcheck: Healthcheck | None = None
-    wait_timeout_s: int = 120
+    wait_timeout_s: int = 120  # how long it may take to become healthy (container_healthy's budget)
     mounts: list[Mount] = field(default_factory=list)
     binds: list[FileBind] = field(default_factory=list)
     gpus: GpuRequest | None = None
@@ -207,10 +208,6 @@ class ContainerSpec:
     @property
     def stop_grace_s(self) -> int:
         return STOP_GRACE_S[self.kind]
-
-    @property
-    def create_timeout_s(self) -> int:
-        return self.wait_timeout_s + CONTAINER_CREATE_MARGIN_S
 
     def envs(self) -> list[str]:
         env = dict(self.env)
@@ -230,6 +227,9 @@ class Placement:
     publish_ip: str | None  # None: reachable only on the fleet network
     # What must succeed before anything is created on the host: its engine's version check.
     ready: pulumi.Resource | None = None
+    # The host's endpoint as the stack gives it (`ssh://...`), for what runs the docker CLI
+    # (the health wait); None: the local engine, DOCKER_HOST.
+    endpoint: str | None = None
 
     def after_ready(self) -> list[pulumi.Resource]:
         """`depends_on` for every resource created on the host."""
@@ -250,7 +250,7 @@ def server_container(
     alias: str | None = None,
     rolling_alias: str | None = None,
 ) -> docker.Container:
-    """The container of one server, healthy before Pulumi moves on.
+    """The container of one server, started; `container_healthy` waits until it is healthy.
 
     By default it is replaced delete-first: a fixed name, a published port or a GPU cannot be
     held by two containers at once. With `rolling_alias` it is replaced create-first instead:
@@ -276,8 +276,9 @@ def server_container(
             entrypoints=spec.entrypoint or None,
             envs=envs,
             healthcheck=spec.healthcheck.args() if spec.healthcheck else None,
-            wait=spec.healthcheck is not None,
-            wait_timeout=spec.wait_timeout_s,
+            # Never the provider's own wait: it watches only for `healthy`, so a server that exits at
+            # start and is restarted is waited on for the kind's whole budget. container_healthy waits.
+            wait=False,
             restart="unless-stopped",
             **(spec.gpus.container_args() if spec.gpus else {}),
             ipc_mode="host" if spec.ipc_host else None,
@@ -300,8 +301,35 @@ def server_container(
             provider=placement.provider,
             delete_before_replace=rolling_alias is None,
             depends_on=[*depends_on, *placement.after_ready()],
-            custom_timeouts=create_timeout(spec.create_timeout_s),
         ),
+    )
+
+
+def container_healthy(
+    name: str,
+    spec: ContainerSpec,
+    container: docker.Container,
+    placement: Placement,
+    parent: pulumi.Resource,
+    *,
+    what: str,
+    logs_name: str,
+) -> ContainerHealthy:
+    """The wait for `container` to be healthy, within the kind's budget, failing at once when it
+    exits or restarts (components/container_health.py). Whatever needs the server ready depends
+    on this, never on the container: the container's create returns as soon as it is started."""
+    return ContainerHealthy(
+        f"{name}-healthy",
+        ContainerHealthArgs(
+            container=container.id,
+            name=container.name,
+            what=what,
+            host=placement.host,
+            docker_host=placement.endpoint,
+            budget_s=spec.wait_timeout_s,
+            logs_hint=f"`llmfleet logs --stack {placement.stack} {logs_name}`",
+        ),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[container]),
     )
 
 
@@ -320,9 +348,11 @@ def pulled_image(name: str, image: str, placement: Placement, parent: pulumi.Res
 
 
 class ServerComponent(pulumi.ComponentResource):
-    """What every server component exposes: its container and the names it serves."""
+    """What every server component exposes: its container, the wait until it is healthy (what the
+    gateway and the Ollama models wait for) and the names it serves."""
 
     container: docker.Container
+    healthy: ContainerHealthy
     served_names: pulumi.Output[list[str]]
 
     def _serve(
@@ -337,6 +367,8 @@ class ServerComponent(pulumi.ComponentResource):
     ) -> None:
         self.container = server_container(name, spec, image_id, placement, self, extra_env=extra_env,
                                           depends_on=depends_on)  # fmt: skip
+        self.healthy = container_healthy(name, spec, self.container, placement, self,
+                                         what=f"provider '{name}' ({spec.kind})", logs_name=name)  # fmt: skip
         self.served_names = pulumi.Output.from_input(list(served))
 
     def _register(self) -> None:

@@ -90,8 +90,13 @@ class Run:
         return [r for r in self.resources if r.typ == typ]
 
     def ollama_models(self) -> list[Registered]:
-        """The Ollama model resources: the dynamic resources with a tag (the others check engines)."""
+        """The Ollama model resources: the dynamic resources with a tag (the others check engines
+        or wait for containers)."""
         return [r for r in self.of_type("pulumi-python:dynamic:Resource") if "tag" in r.inputs]
+
+    def health_waits(self) -> dict[str, Registered]:
+        """The waits until a container is healthy (the dynamic resources with a budget), by name."""
+        return {r.name: r for r in self.of_type("pulumi-python:dynamic:Resource") if "budget_s" in r.inputs}
 
     def one(self, typ: str, name: str) -> Registered:
         found = [r for r in self.resources if r.typ == typ and r.name == name]

@@ -77,16 +77,24 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
     return deploy(tmp_path, monkeypatch)
 
 
-def test_every_container_may_take_as_long_to_create_as_it_waits(run: Run) -> None:
+def test_every_container_is_waited_for_by_a_health_wait_computed_from_its_id(run: Run) -> None:
+    # Never the provider's own wait (it watches only for `healthy`: a crashing server was waited on
+    # for its kind's whole budget); the container's create only creates and starts it.
+    waits = run.health_waits()
+    budgets = {"ollama": 180, "vllm": 1800, "native": 900, "pyllama": 600, "gateway": 180, "front": 120}
+    assert {name: r.inputs["budget_s"] for name, r in waits.items()} == {f"{n}-healthy": b for n, b in budgets.items()}
     for r in run.of_type(CONTAINER):
-        timeouts = run.request(CONTAINER, r.name).custom_timeouts
-        create = seconds(timeouts["create"])
-        assert create > r.inputs["waitTimeout"], r.name
-        assert create >= PROVIDER_DEFAULT_S, r.name
-    # vLLM waits 30 minutes for its weights: the provider's 20-minute default would cut it off.
-    vllm = run.one(CONTAINER, "vllm-container").inputs
-    assert vllm["waitTimeout"] > PROVIDER_DEFAULT_S
-    assert seconds(run.request(CONTAINER, "vllm-container").custom_timeouts["create"]) >= vllm["waitTimeout"] + 60
+        name = r.name.removesuffix("-container")
+        assert r.inputs["wait"] is False and "waitTimeout" not in r.inputs, name
+        assert "create" not in run.request(CONTAINER, r.name).custom_timeouts, name  # the provider's 20 minutes
+        wait = waits[f"{name}-healthy"]
+        assert wait.inputs["container"] == f"{r.name}-id"  # the mocks' id: a new container waits again
+        container_urn = next(u for u, key in run.urns.items() if key == (CONTAINER, r.name))
+        assert run.request(DYNAMIC, wait.name).property_dependencies["container"] == [container_urn]
+        assert wait.inputs["logs_hint"] == f"`llmfleet logs --stack test {'front-proxy' if name == 'front' else name}`"
+    assert waits["vllm-healthy"].inputs["what"] == "provider 'vllm' (vllm)"
+    assert (waits["gateway-healthy"].inputs["what"], waits["front-healthy"].inputs["what"]) == (
+        "the gateway", "the front proxy")  # fmt: skip
 
 
 def test_image_pulls_and_the_build_have_their_own_budgets(run: Run) -> None:
@@ -136,7 +144,7 @@ def test_ollama_models_survive_a_container_replacement(run: Run) -> None:
     # the models must be ordered after the container, and computed from nothing of it.
     for r in run.ollama_models():
         request = run.request(DYNAMIC, r.name)
-        assert (CONTAINER, "ollama-container") in run.depends_on(DYNAMIC, r.name)
+        assert (DYNAMIC, "ollama-healthy") in run.depends_on(DYNAMIC, r.name)  # pulled once it is healthy
         assert not any(deps for deps in request.property_dependencies.values()), request.property_dependencies
         assert r.inputs["container"] == "llmfleet-test-ollama"
     assert {r.inputs["tag"] for r in run.ollama_models()} == {"qwen2.5:0.5b", "llama3.1:latest"}
@@ -144,7 +152,7 @@ def test_ollama_models_survive_a_container_replacement(run: Run) -> None:
 
 def test_the_gateway_waits_for_every_backend_and_pull(run: Run) -> None:
     after = run.depends_on(CONTAINER, "gateway-container")
-    backends = {(CONTAINER, f"{n}-container") for n in ("ollama", "vllm", "native", "pyllama")}
+    backends = {(DYNAMIC, f"{n}-healthy") for n in ("ollama", "vllm", "native", "pyllama")}
     pulls = {(DYNAMIC, r.name) for r in run.ollama_models()}
     assert backends | pulls <= after
 
@@ -178,12 +186,13 @@ def test_the_shipped_stacks_give_vllm_its_time(monkeypatch: pytest.MonkeyPatch) 
     vllm = [r for r in run.of_type(CONTAINER) if "--served-model-name" in r.inputs.get("command", [])]
     assert vllm
     for r in vllm:
-        assert seconds(run.request(CONTAINER, r.name).custom_timeouts["create"]) > r.inputs["waitTimeout"]
+        # Its own wait, not a provider's create: no 20-minute default cuts it off.
+        assert run.health_waits()[r.name.replace("-container", "-healthy")].inputs["budget_s"] == 1800
 
 
 def test_nothing_is_created_on_a_host_before_its_engine_is_checked(run: Run) -> None:
     # An engine older than API 1.44 refuses the first container; everything else must not exist by then.
-    checks = [r for r in run.of_type(DYNAMIC) if "tag" not in r.inputs]
+    checks = [r for r in run.of_type(DYNAMIC) if r.name.endswith("-engine-check")]
     assert [(r.name, r.inputs["host"]) for r in checks] == [("host-local-engine-check", "local")]
     check = (DYNAMIC, "host-local-engine-check")
     docker_types = ("docker:index/container:Container", "docker:index/remoteImage:RemoteImage",

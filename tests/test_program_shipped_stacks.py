@@ -140,10 +140,11 @@ def test_served_names_are_always_passed(run: Run, fleet: llmfleet.Fleet) -> None
 
 
 def test_every_backend_has_a_healthcheck_and_is_waited_for(run: Run) -> None:
+    waits = run.health_waits()
     for name, inputs in containers(run).items():
         assert inputs["healthcheck"]["tests"], name
-        assert inputs["wait"] is True
-        assert inputs["waitTimeout"] >= 120
+        assert inputs["wait"] is False  # the health wait below, which also sees a crash
+        assert waits[f"{name}-healthy"].inputs["budget_s"] >= 120
 
 
 def test_the_front_proxy_on_the_gateway_address_and_each_backend_where_drift_asks_it(
@@ -179,8 +180,11 @@ def test_gateway_config_names_equal_the_declared_set(run: Run, fleet: llmfleet.F
 
 def test_gateway_starts_after_backends_and_pulls(run: Run) -> None:
     depends = run.options["gateway-container"].depends_on
-    backends = [c for n, c in run.containers.items() if n not in ("gateway-container", "front-container")]
-    assert all(c in depends for c in backends)
+    backends = [
+        n.removesuffix("-container") for n in run.containers if n not in ("gateway-container", "front-container")
+    ]
+    waits = {d._name for d in depends if type(d).__name__ == "ContainerHealthy"}
+    assert backends and waits == {f"{n}-healthy" for n in backends}  # each healthy, not merely created
     pulls = [d for d in depends if type(d).__name__ == "OllamaModel"]
     assert len(pulls) == len(run.ollama_models())
 

@@ -67,13 +67,13 @@ def test_deploy_change_check_and_destroy(fleet: Fleet) -> None:
 
     # A preview before anything exists: the policy is not applicable, so it passes without a gateway.
     out = ok(project.pulumi("preview", "--policy-pack", "policy"), "the first preview")
-    assert "llmfleet@v0.0.1" in out and "+ 27 to create" in out
+    assert "llmfleet@v0.0.1" in out and "+ 33 to create" in out
 
     # The first up: everything healthy, then the policy checks the live gateway and probes it.
     started = time.monotonic()
     out = ok(project.pulumi("up", "--yes", "--policy-pack", "policy"), "the first up")
     first_up_s = time.monotonic() - started
-    assert "+ 27 created" in out and "mandatory" not in out
+    assert "+ 33 created" in out and "mandatory" not in out
     containers = project.containers()
     assert sorted(containers) == ["front", "gateway", "native", "ollama", "python", "vllm"]
     assert all(c["state"] == "running" for c in containers.values()), containers
@@ -92,11 +92,12 @@ def test_deploy_change_check_and_destroy(fleet: Fleet) -> None:
     assert MASTER_KEY not in ok(project.pulumi("stack", "output", "--json"), "stack output")
 
     # A catalog change: one more Ollama model and one more alias. Only the gateway is replaced
-    # (new one first) and one model resource is added.
+    # (new one first), with the wait for it to be healthy, and one model resource is added.
     fleet.write(second_model=True)
     steps = project.preview_steps()
     changed = {urn.rsplit("::", 1)[1]: op for urn, op in steps.items() if op != "same"}
-    assert changed == {"gateway-container": "replace", "ollama-model-second:1b": "create"}, changed
+    assert changed == {"gateway-container": "replace", "gateway-healthy": "replace",
+                       "ollama-model-second:1b": "create"}, changed  # fmt: skip
     out = ok(project.pulumi("preview"), "the change's preview")
     assert out.index("create replacement") < out.index("delete original")  # create-before-delete
     ollama_before = project.containers()["ollama"]["id"]
