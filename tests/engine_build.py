@@ -21,6 +21,7 @@ or exits 1 with the build log's tail.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
@@ -30,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.llama_build import CACHE_ROOT, build_once
+from tests.llama_build import CACHE_ROOT
 
 ENGINE_SOURCES = Path(__file__).resolve().parent.parent / "tools" / "engine"
 PKG = "github.com/pulumi/pulumi/pkg/v3"
@@ -74,7 +75,13 @@ def cache_dir() -> Path:
 def ensure_built(log=sys.stderr) -> Path:
     """The bin directory of the cached engine, building it first if the cache is cold."""
     root = cache_dir()
-    build_once(root, _build, log)
+    if (root / "complete").exists():
+        return root / "bin"
+    root.mkdir(parents=True, exist_ok=True)
+    with (root.parent / f"{root.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a second caller waits for the first build, then reuses it
+        if not (root / "complete").exists():
+            _build(root, log)
     return root / "bin"
 
 

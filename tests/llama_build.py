@@ -26,10 +26,8 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
 
 VERSION = "0.3.16"  # llama-cpp-python; its sdist vendors the llama.cpp whose server we build
 # Every download is off (curl, and the prebuilt web UI where the tree declares it): nothing but
@@ -69,23 +67,16 @@ def _paths(root: Path) -> LlamaServers:
     return LlamaServers(llama_server=root / "bin" / "llama-server", python=root / "venv" / "bin" / "python")
 
 
-def build_once(root: Path, build: Callable[[Path, TextIO], None], log: TextIO) -> None:
-    """Run `build(root, log)` unless a complete build is in `root` (its `complete` file, which each
-    build writes last): every cached build of the tests goes through here. Safe to call
-    concurrently: a second caller waits on the lock beside `root` for the first build, then reuses it."""
-    if (root / "complete").exists():
-        return
-    root.mkdir(parents=True, exist_ok=True)
-    with (root.parent / f"{root.name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (root / "complete").exists():
-            build(root, log)
-
-
 def ensure_built(log=sys.stderr) -> LlamaServers:
     """The cached servers, building them first if the cache is cold. Safe to call concurrently."""
     root = cache_dir()
-    build_once(root, _build, log)
+    if (root / "complete").exists():
+        return _paths(root)
+    root.mkdir(parents=True, exist_ok=True)
+    with (root.parent / f"{root.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a second caller waits for the first build, then reuses it
+        if not (root / "complete").exists():
+            _build(root, log)
     return _paths(root)
 
 

@@ -26,6 +26,7 @@ the build log's tail.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -36,7 +37,7 @@ import time
 from pathlib import Path
 
 from tests.engine_build import GO, required_version
-from tests.llama_build import CACHE_ROOT, build_once
+from tests.llama_build import CACHE_ROOT
 
 OLLAMA_SOURCES = Path(__file__).resolve().parent.parent / "tools" / "ollama"
 MODULE = "github.com/ollama/ollama"
@@ -91,7 +92,13 @@ def _binary(root: Path) -> Path:
 def ensure_built(log=sys.stderr) -> Path:
     """The cached `ollama` binary, building it first if the cache is cold. Safe to call concurrently."""
     root = cache_dir()
-    build_once(root, _build, log)
+    if (root / "complete").exists():
+        return _binary(root)
+    root.mkdir(parents=True, exist_ok=True)
+    with (root.parent / f"{root.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a second caller waits for the first build, then reuses it
+        if not (root / "complete").exists():
+            _build(root, log)
     return _binary(root)
 
 

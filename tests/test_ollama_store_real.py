@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests import engine_build
-from tests.docker_engine import DockerEngine
-from tests.images import FleetImages
+from tests.docker_engine import DockerEngine, running_engine
+from tests.images import FleetImages, ensure_images
 from tests.litellm_proxy import free_port
 from tests.real_deploy import MASTER_KEY, Project, make_project
 
@@ -45,6 +45,18 @@ config:
     litellm: {images.litellm}
     haproxy: {images.haproxy}
 """
+
+
+@pytest.fixture(scope="module")
+def images() -> FleetImages:
+    with running_engine(air_gapped=False) as builder:
+        return ensure_images(builder)
+
+
+@pytest.fixture(scope="module")
+def docker(images: FleetImages) -> Iterator[DockerEngine]:
+    with running_engine() as engine:
+        yield engine
 
 
 @pytest.fixture

@@ -18,13 +18,26 @@ from pathlib import Path
 import pytest
 
 from tests import engine_build
-from tests.docker_engine import DockerEngine
-from tests.images import FleetImages
+from tests.docker_engine import DockerEngine, running_engine
+from tests.images import FleetImages, ensure_images
 from tests.real_deploy import MASTER_KEY, Fleet, Project, new_fleet
 from tests.rollout import Load
 from tests.standins import json_route, openai_models, standins
 
 pytestmark = [pytest.mark.real_deploy, pytest.mark.timeout(1800)]
+
+
+@pytest.fixture(scope="module")
+def images() -> FleetImages:
+    """Built (or found) in an engine that reaches Debian's mirror; deployed in an air-gapped one."""
+    with running_engine(air_gapped=False) as builder:
+        return ensure_images(builder)
+
+
+@pytest.fixture(scope="module")
+def docker(images: FleetImages) -> Iterator[DockerEngine]:
+    with running_engine() as engine:
+        yield engine
 
 
 @pytest.fixture(scope="module")
