@@ -29,6 +29,10 @@ from pathlib import Path
 from tests.llama_build import CACHE_ROOT
 
 DATA_ROOT = CACHE_ROOT / "docker-data"
+# The subnets the engine's networks take: each engine running at once on this machine needs its own
+# (two engines may be up together: the two-host tests, or two checkouts' tests), or two bridges would
+# claim one subnet and the host's routes to both would break. LLMFLEET_TEST_ADDRESS_POOL overrides it.
+ADDRESS_POOL = os.environ.get("LLMFLEET_TEST_ADDRESS_POOL", "10.201.0.0/16")
 # Docker 25: the first engine with API 1.44, which healthcheck start_interval needs.
 MIN_API = (1, 44)
 START_TIMEOUT_S = 60
@@ -103,35 +107,38 @@ def _stop(pid: int) -> None:
     os.kill(pid, signal.SIGKILL)
 
 
-def _stop_stale(pidfile: Path) -> None:
+def _stop_stale(pidfile: Path, data_root: Path) -> None:
     """A dockerd left by a killed run still holds the data root: stop it first."""
     try:
         pid = int(pidfile.read_text().strip())
     except (OSError, ValueError):
         return
     cmdline = Path(f"/proc/{pid}/cmdline")
-    if cmdline.exists() and str(DATA_ROOT) in cmdline.read_text(errors="replace"):
+    if cmdline.exists() and str(data_root) in cmdline.read_text(errors="replace"):
         _stop(pid)
 
 
 @contextmanager
-def running_engine(air_gapped: bool = True) -> Iterator[DockerEngine]:
+def running_engine(
+    air_gapped: bool = True, data_root: Path = DATA_ROOT, address_pool: str = ADDRESS_POOL
+) -> Iterator[DockerEngine]:
     """Start dockerd, yield it with nothing but images in it, then empty it and stop it.
 
     `air_gapped`: no upstream DNS for containers (`--dns 127.0.0.1`), as on an air-gapped host, so
     a name outside the fleet's network (a stopped backend's) fails at once instead of waiting on
     the machine's resolver, which containers cannot reach here. Image builds need the resolver
-    (their RUN steps reach Debian's mirror by name): build in an engine started without it."""
-    DATA_ROOT.mkdir(parents=True, exist_ok=True)
-    pidfile = DATA_ROOT.parent / "dockerd.pid"
-    _stop_stale(pidfile)
+    (their RUN steps reach Debian's mirror by name): build in an engine started without it.
+    `data_root` and `address_pool`: another engine's, for a second engine up at the same time."""
+    data_root.mkdir(parents=True, exist_ok=True)
+    pidfile = data_root.parent / f"{data_root.name}.pid"
+    _stop_stale(pidfile, data_root)
     # Unix socket paths are limited to 108 bytes: keep the exec root and socket short.
     run_dir = Path(tempfile.mkdtemp(prefix="llmfleet-dockerd-"))
     sock = run_dir / "docker.sock"
-    log_path = DATA_ROOT.parent / "dockerd.log"
+    log_path = data_root.parent / f"{data_root.name}.log"
     cmd = [
         dockerd_binary(),
-        "--data-root", str(DATA_ROOT),
+        "--data-root", str(data_root),
         "--exec-root", str(run_dir / "exec"),
         "--pidfile", str(pidfile),
         "-H", f"unix://{sock}",
@@ -139,6 +146,7 @@ def running_engine(air_gapped: bool = True) -> Iterator[DockerEngine]:
         "--iptables=false",
         "--ip6tables=false",
         "--userland-proxy=true",
+        "--default-address-pool", f"base={address_pool},size=24",
         *(["--dns=127.0.0.1"] if air_gapped else []),
     ]  # fmt: skip
     with log_path.open("ab") as log:
