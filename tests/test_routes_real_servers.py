@@ -1,7 +1,8 @@
 """Every declared name routes, proven with real servers: the real LiteLLM proxy on our rendered
 config, in front of a real llama-server and a real llama-cpp-python server (built from the pinned
-PyPI sdist, serving a tiny GGUF written here) and Ollama and vLLM stand-ins that answer their chat
-APIs in the real shapes. Then llama-server is killed: `probe` must name its model and why, and the
+PyPI sdist, serving a tiny GGUF written here), the real Ollama (0.14.1, built from its Go module,
+serving models created from the same GGUF), and a vLLM stand-in that answers its chat API in the
+real shape (vLLM cannot run here). Then llama-server is killed: `probe` must name its model and why, and the
 model's fallback and its aliases must still answer."""
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ from llmfleet._cli import main
 from .fleetdir import BASE_STACK, write_project
 from .litellm_proxy import MASTER_KEY, free_port, running_proxy, stop_process
 from .llama_build import LlamaServers, ensure_built
+from .ollama_build import ensure_built as ensure_ollama_built
 from .real_llama import llama_cpp_python_environment, llama_server_argv, llama_server_environment, running
-from .standins import serve_ollama, serve_vllm, standins
+from .real_ollama import serving
+from .standins import serve_vllm, standins
 from .tiny_gguf import write_tiny_gguf
 
-pytestmark = [pytest.mark.litellm, pytest.mark.real_servers, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.litellm, pytest.mark.real_servers, pytest.mark.real_ollama, pytest.mark.timeout(300)]
 
 CONTEXT = 512  # per request; llama-server gets 2 slots of it
 HF_REF = "hf.co/TinyOrg/Tiny-GGUF:Q4_K_M"
@@ -38,7 +41,8 @@ providers:
     port: {ollama}
     models:
       - tiny-ollama
-      # Ollama lists a Hugging Face pull under its reference: the gateway must ask for that.
+      # Ollama lists a Hugging Face pull under its reference: the gateway must ask for that (the
+      # model is created under that name here: no pull reaches Hugging Face from this machine).
       - {{name: tiny-hf, pull: "{hf_ref}"}}
   vllm:
     kind: vllm
@@ -105,14 +109,20 @@ def servers() -> LlamaServers:
     return ensure_built()  # seconds when cached; .ci/run builds it before pytest
 
 
+@pytest.fixture(scope="module")
+def ollama_binary() -> Path:
+    return ensure_ollama_built()  # seconds when cached; .ci/setup builds it before pytest
+
+
 @pytest.fixture
-def fleet(servers: LlamaServers, tmp_path: Path) -> Iterator[Fleet]:
+def fleet(servers: LlamaServers, ollama_binary: Path, tmp_path: Path) -> Iterator[Fleet]:
     gguf_dir = tmp_path / "models"
     gguf_dir.mkdir()
     write_tiny_gguf(gguf_dir / "tiny.gguf")
     gguf = "/models/tiny.gguf"
-    with standins(2) as (ollama, vllm):
-        serve_ollama(ollama, ["tiny-ollama", HF_REF])
+    with standins(1) as (vllm,), serving(ollama_binary, tmp_path / "ollama") as ollama:
+        for name in ("tiny-ollama", HF_REF):
+            ollama.create(name, gguf_dir / "tiny.gguf")
         serve_vllm(vllm, "tiny-vllm")
         ports = {"ollama": ollama.port, "vllm": vllm.port, "native": free_port(), "python": free_port()}
         catalog = CATALOG.format(**ports, gguf=gguf, context=CONTEXT, hf_ref=HF_REF)
