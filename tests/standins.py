@@ -49,14 +49,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.requests.append((self.path, self.headers.get("Authorization")))
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         handler = handlers.get(self.path.split("?")[0])
-        route = handler(json.loads(body or b"{}")) if handler else json_route({"detail": "Not Found"}, 404)
+        route = handler(json.loads(body or b"{}")) if handler else self.server.not_found
         self._answer(route)
 
     def do_GET(self) -> None:
         self.server.requests.append((self.path, self.headers.get("Authorization")))
         route = self.server.route_for(self.path)
         if route is None:
-            route = json_route({"detail": "Not Found"}, 404)
+            route = self.server.not_found
         self._answer(route)
 
     def _answer(self, route: Route) -> None:
@@ -99,6 +99,7 @@ class _Server(ThreadingHTTPServer):
         self.deletes: dict[str, Callable[[Any], Route]] = {}
         self.requests: list[tuple[str, str | None]] = []
         self.closing = threading.Event()
+        self.not_found = json_route({"detail": "Not Found"}, 404)  # FastAPI's (vLLM, LiteLLM, llama-cpp-python)
 
     def route_for(self, path: str) -> Route | None:
         route = self.routes.get(path.split("?")[0])
@@ -139,6 +140,9 @@ class StandIn:
     def requests(self) -> list[tuple[str, str | None]]:
         return self._server.requests
 
+    def answer_unknown_paths(self, route: Route) -> None:
+        self._server.not_found = route
+
     def close(self) -> None:
         self._server.closing.set()
         self._server.shutdown()
@@ -177,10 +181,23 @@ def ollama_tags(names: list[str] | None) -> dict[str, Any]:
     return {"models": models}
 
 
+def ollama_namespace(name: str) -> str:
+    """Ollama's /v1/models `owned_by`: the name's namespace, `library` when it has none
+    (`hf.co/TinyOrg/Tiny-GGUF:Q4_K_M` is TinyOrg's; checked on 0.14.1 in test_ollama_real.py)."""
+    parts = name.split(":", 1)[0].split("/")
+    return parts[-2] if len(parts) > 1 else "library"
+
+
 def serve_ollama(server: StandIn, tags: list[str]) -> None:
+    """Ollama 0.14.1 listing `tags` (names as Ollama lists them: `name:latest`, case kept)."""
     server.routes["/api/tags"] = json_route(ollama_tags(tags))
     server.posts["/api/chat"] = _ollama_chat(tags)
-    server.routes["/v1/models"] = json_route(openai_models(tags or None, "library"))
+    models = openai_models(tags or None)
+    for entry in models["data"] or []:
+        entry["owned_by"] = ollama_namespace(entry["id"])
+    server.routes["/v1/models"] = json_route(models)
+    # Go's mux, as in 0.14.1: an unknown path is plain text, not JSON.
+    server.answer_unknown_paths(Route(status=404, body=b"404 page not found", content_type="text/plain"))
 
 
 def serve_vllm(server: StandIn, served: str) -> None:
@@ -215,7 +232,7 @@ def _ollama_chat(tags: list[str]) -> Callable[[Any], Route]:
     def answer(body: Any) -> Route:
         model = body.get("model")
         if model not in tags:
-            return json_route({"error": f'model "{model}" not found, try pulling it first'}, 404)
+            return json_route({"error": f"model '{model}' not found"}, 404)  # as 0.14.1 words it
         stamp = "2026-11-27T10:00:00.000000Z"
         final = {"model": model, "created_at": stamp, "message": {"role": "assistant", "content": ""},
                  "done_reason": "length", "done": True, "total_duration": 5_000_000, "load_duration": 1_000_000,
