@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from llmfleet import ExistingVolume, OllamaProvider
+from llmfleet import ExistingVolume, OllamaProvider, ollama_listed_name
+from llmfleet import OllamaModel as OllamaModelSpec
 from llmfleet._docker_names import volume_name
 
 from .docker_host import gguf_binds
@@ -93,6 +94,22 @@ def ollama_spec(
     )
 
 
+def model_resource_name(server: str, model: OllamaModelSpec) -> str:
+    """A model resource is named by the model Ollama lists (`name:tag`, as it spells it), not by the
+    name clients use: renaming a gateway name whose `pull` stays the same is then no change at all.
+    Named by the gateway name, the renamed resource would be a new one that adopts the model already
+    listed, and the old one's delete, which the engine runs after every create, would `ollama rm`
+    the model the new one serves."""
+    return f"{server}-model-{ollama_listed_name(model.ollama_name)}"
+
+
+def model_resource_aliases(server: str, model: OllamaModelSpec) -> list[pulumi.Alias]:
+    """The name such a resource had before (by the gateway name), so a stack deployed then keeps its
+    models: the engine moves them to the new name without a delete or a pull."""
+    before = f"{server}-model-{model.name}"
+    return [] if before == model_resource_name(server, model) else [pulumi.Alias(name=before)]
+
+
 @dataclass
 class OllamaServerArgs:
     provider: OllamaProvider
@@ -142,10 +159,12 @@ class OllamaServer(ServerComponent):
         container = container_name(placement.stack, name)
         self.models = {
             m.name: OllamaModel(
-                f"{name}-model-{m.name}",
-                OllamaModelArgs(docker_host=args.docker_host, container=container, tag=m.ollama_name, gguf=m.gguf),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.healthy], retain_on_delete=store is not None),
+                model_resource_name(name, m),
+                OllamaModelArgs(docker_host=args.docker_host, container=container, tag=m.ollama_name, gguf=m.gguf,
+                                insecure=m.insecure),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.healthy], retain_on_delete=store is not None,
+                                            aliases=model_resource_aliases(name, m)),
             )
             for m in args.provider.models
-        }
+        }  # fmt: skip
         self._register()

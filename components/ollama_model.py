@@ -136,7 +136,9 @@ class OllamaModelProvider(ResourceProvider):
             digest = listed.get(ollama_listed_name(props["tag"]))
             if digest is not None:
                 return CreateResult(id_=f"{props['container']}/{props['tag']}", outs={**props, "digest": digest})
-            self._ollama(props, ["pull", props["tag"]], self.PULL_TIMEOUT_S)
+            # --insecure: plain http to a registry of the operator's (the catalog's `insecure: true`).
+            insecure = ["--insecure"] if props.get("insecure") else []
+            self._ollama(props, ["pull", *insecure, props["tag"]], self.PULL_TIMEOUT_S)
         listed = self._listing(props)
         digest = listed.get(ollama_listed_name(props["tag"]))
         if digest is None:
@@ -155,7 +157,12 @@ class OllamaModelProvider(ResourceProvider):
         return ReadResult(id_, {**props, "digest": digest})
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [k for k in ("docker_host", "container", "tag", "gguf") if olds.get(k) != news.get(k)]
+        """A change of container, host, source file or of the model Ollama lists replaces. The tag is
+        compared as Ollama lists it (`m` and `m:latest` are one model), and `insecure` is only how a
+        pull reaches its registry: neither pulls again."""
+        changed = [k for k in ("docker_host", "container", "gguf") if olds.get(k) != news.get(k)]
+        if ollama_listed_name(olds.get("tag") or "") != ollama_listed_name(news.get("tag") or ""):
+            changed.append("tag")
         return DiffResult(changes=bool(changed), replaces=changed, delete_before_replace=True)
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
@@ -172,6 +179,7 @@ class OllamaModelArgs:
     container: pulumi.Input[str]
     tag: str  # what Ollama lists: the library tag or hf.co reference pulled, or the name created
     gguf: str | None = None  # create the model from this file in the container instead of pulling
+    insecure: bool = False  # pull over plain http (`ollama pull --insecure`)
 
 
 class OllamaModel(Resource):
@@ -183,4 +191,6 @@ class OllamaModel(Resource):
         props = {"docker_host": args.docker_host, "container": args.container, "tag": args.tag, "digest": None}
         if args.gguf:  # only when given, so the state of pulled models reads as before
             props["gguf"] = args.gguf
+        if args.insecure:  # likewise
+            props["insecure"] = True
         super().__init__(OllamaModelProvider(), name, props, opts)

@@ -140,16 +140,27 @@ class _Local(_Strict):
         return self.port or DEFAULT_PORTS[self.kind]  # type: ignore[attr-defined]
 
 
-_OLLAMA_REF = re.compile(r"^[\w.-]+(/[\w.-]+){0,2}(:[\w.-]+)?$")
+# What `ollama pull` takes (Ollama's types/model/name.go): [host[:port]/][namespace/]model[:tag]; only
+# the host, the first of three parts, may carry a port (a registry of your own: registry.internal:5000).
+_OLLAMA_REF = re.compile(r"^(?:(?P<host>[\w.-]+(?::\d{1,5})?)/(?P<ns>[\w.-]+)/|[\w.-]+/)?[\w.-]+(?::[\w.-]+)?$")
+# Registries that speak only https: `insecure` (plain http) is never right for them.
+_HTTPS_ONLY = ("registry.ollama.ai", "ollama.com", "hf.co", "huggingface.co")
 
 
 def _ollama_ref(ref: str) -> str:
     if not _OLLAMA_REF.match(ref):
         raise ValueError(
-            f"'{ref}' is not something `ollama pull` takes: give a library model (name:tag) "
-            "or a GGUF on Hugging Face (hf.co/user/repo:quant)"
+            f"'{ref}' is not something `ollama pull` takes: give a library model (name:tag), "
+            "a GGUF on Hugging Face (hf.co/user/repo:quant) or a model in a registry of yours "
+            "(host[:port]/namespace/model:tag)"
         )
     return ref
+
+
+def ollama_registry(ref: str) -> str | None:
+    """The registry host a pull reference names, or None for Ollama's own library."""
+    match = _OLLAMA_REF.match(ref)
+    return match["host"] if match else None
 
 
 def _ollama_gguf(path: str) -> str:
@@ -169,8 +180,9 @@ def ollama_listed_name(name: str) -> str:
     Ollama keeps one model for names that differ only by case (`create`, `pull`, `cp` and `rm` match
     ignoring case, and the first spelling stays), but its chat finds a model only by the spelling it
     lists (0.14.1, the version the stacks pin; ignoring case only from 0.16.2). So the name is
-    compared as it is; `.casefold()` of it tells only whether two names are one Ollama model."""
-    return name if ":" in name else f"{name}:latest"
+    compared as it is; `.casefold()` of it tells only whether two names are one Ollama model. A tag is
+    what follows the last `:` after the last `/`: a registry's port (`host:5000/library/m`) is not one."""
+    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
 
 
 class OllamaModel(_Strict):
@@ -184,12 +196,26 @@ class OllamaModel(_Strict):
     name: ModelName
     pull: Annotated[str, AfterValidator(_ollama_ref)] | None = None
     gguf: Annotated[str, AfterValidator(_ollama_gguf)] | None = None
+    # Pull over plain http (`ollama pull --insecure`): Ollama speaks only https to a registry unless
+    # told so, and an internal registry without TLS answers that with "tls: first record does not look
+    # like a TLS handshake". Only for a `pull` from a registry the reference names.
+    insecure: bool = False
     limits: DeploymentLimits | None = None  # over the provider's, for this name
 
     @model_validator(mode="after")
     def _one_source(self) -> OllamaModel:
         if self.pull is not None and self.gguf is not None:
             raise ValueError("give at most one of `pull` (a library tag or hf.co/...) or `gguf` (a file under /models)")
+        if self.insecure:
+            host = ollama_registry(self.pull) if self.pull else None
+            if host is None:
+                raise ValueError(
+                    "`insecure: true` pulls over plain http from a registry of yours: it needs `pull` naming that "
+                    "registry (host[:port]/namespace/model:tag); remove it for Ollama's library or a GGUF file"
+                )
+            if host.split(":")[0].lower() in _HTTPS_ONLY:
+                raise ValueError(f"`insecure: true` would pull from {host} over plain http, which it does not "
+                                 "serve: remove `insecure`")  # fmt: skip
         return self
 
     @property

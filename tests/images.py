@@ -7,8 +7,10 @@ imported into the tests' Docker engine. On it:
 - `llama-server` and `llama-cpp-python`: CPU builds from the same sdist and flags as the tests'
   own (tests/llama_build.py), compiled inside bookworm (`llama-build`) so that the images never
   depend on the C library of the machine that builds them;
-- `ollama` and `vllm`: stand-ins that answer the real APIs, in the real images' entrypoint shapes
-  (`tests/images/ollama/ollama`, `tests/images/vllm/vllm`): neither server can run here.
+- `ollama`: the real Ollama that tests/ollama_build.py builds from its Go module (on this same
+  Debian release), in the official image's shape (`/bin/ollama serve`);
+- `vllm`: a stand-in that answers the real API, in the real image's entrypoint shape
+  (`tests/images/vllm/vllm`): vLLM cannot run here.
 
 Each image is tagged `llmfleet-test/<name>:<key>`, the key a hash of its build context and build
 arguments, so an unchanged image is never rebuilt and a changed one always is. The tags are what
@@ -28,7 +30,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests import llama_build
+from tests import llama_build, ollama_build
 from tests.docker_engine import DockerEngine, DockerEngineError, docker_cli
 from tests.llama_build import CACHE_ROOT
 
@@ -218,7 +220,9 @@ def ensure_images(engine: DockerEngine, log=sys.stderr) -> FleetImages:
             llama_server=_build(engine, "llama-server", {"BASE": base, "BUILD": llama}, {}, log),
             llama_cpp_python=_build(engine, "llama-cpp-python", {"PYTHON": python, "BUILD": llama},
                                     {"wheels": server_wheels}, log),
-            ollama=_build(engine, "ollama", {"PYTHON": python}, {"standins.py": standins}, log),
+            # The build's cache directory, whose name carries its key (the Go module, Go, the flags).
+            ollama=_build(engine, "ollama", {"BASE": base}, {"ollama-build": ollama_build.ensure_built().parents[1]},
+                          log),
             vllm=_build(engine, "vllm", {"PYTHON": python}, {"standins.py": standins}, log),
         )  # fmt: skip
 

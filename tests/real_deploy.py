@@ -10,14 +10,17 @@ PULUMI_RUNTIME_VIRTUALENV, as with a user's CLI.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests import ollama_build, ollama_registry, real_ollama
 from tests.docker_engine import DockerEngine
 from tests.images import FleetImages
 from tests.litellm_proxy import (
@@ -61,7 +64,7 @@ routes:
   fallbacks:
     tiny-native: [tiny-python]
   aliases:
-    chat: tiny-ollama
+    chat: {pulled_name}
 {extra_alias}"""
 
 
@@ -155,6 +158,37 @@ class Project:
         return containers + networks
 
 
+REGISTRY_NETWORK = "llmfleet-test-registry"
+# The models the fleet pulls, as the registry serves them: (repository, tag).
+PULLED = {"tiny": ("library/tiny", "latest"), "second": ("library/second", "1b")}
+
+
+@contextlib.contextmanager
+def seeded_registry(docker: DockerEngine, gguf: Path, work: Path) -> Iterator[ollama_registry.Registry]:
+    """The tests' model registry (tests/ollama_registry.py) where the deployed Ollama reaches it, with
+    the models the fleet pulls pushed into it by the real Ollama on the host.
+
+    The deployed containers have no DNS and no route out, so the registry listens on an address of
+    this machine inside the tests' own address pool: the host side of a network made for it in the
+    tests' Docker engine (its gateway address), which a container on the fleet's network reaches
+    through its own gateway, this same machine. The models are created from the tiny GGUF by
+    `ollama create` with the tests' Modelfile (one thread, a 4-token cap, greedy), so the parameters
+    travel with the model, as a published model's do, and pushed with `ollama push --insecure`."""
+    docker.docker("network", "create", REGISTRY_NETWORK)
+    try:
+        address = docker.docker("network", "inspect", "--format", "{{(index .IPAM.Config 0).Gateway}}",
+                                REGISTRY_NETWORK).stdout.strip()  # fmt: skip
+        with ollama_registry.running(address) as registry:
+            with real_ollama.serving(ollama_build.ensure_built(), work / "seed-ollama") as ollama:
+                for repo, tag in PULLED.values():
+                    name = f"{registry.host}/{repo}:{tag}"
+                    ollama.create(name, gguf)
+                    ollama.cli("push", "--insecure", name)
+            yield registry
+    finally:
+        docker.docker("network", "rm", REGISTRY_NETWORK, check=False)
+
+
 def make_project(root: Path, engine_bin: Path, docker: DockerEngine) -> Project:
     root.mkdir(parents=True, exist_ok=True)
     for name in PROGRAM_FILES:
@@ -173,19 +207,33 @@ def make_project(root: Path, engine_bin: Path, docker: DockerEngine) -> Project:
 
 
 class Fleet:
-    """The test's project and the knobs it turns between phases."""
+    """The test's project and the knobs it turns between phases; `close()` stops what it started."""
 
-    def __init__(self, project: Project, images: FleetImages, gguf_dir: Path) -> None:
-        self.project, self.images, self.gguf_dir = project, images, gguf_dir
+    def __init__(self, project: Project, images: FleetImages, gguf_dir: Path,
+                 registry: ollama_registry.Registry) -> None:  # fmt: skip
+        self.project, self.images, self.gguf_dir, self.registry = project, images, gguf_dir, registry
         self.ports = [free_port() for _ in range(4)]
         self.gateway_port = free_port()
+        self.pulled_name = "tiny-ollama"  # the gateway name of the model pulled from the registry
+        self.cleanup = contextlib.ExitStack()
+
+    def close(self) -> None:
+        self.cleanup.close()
+
+    def pull_ref(self, model: str) -> str:
+        repo, tag = PULLED[model]
+        return f"{self.registry.host}/{repo}:{tag}"
 
     def write(self, *, second_model: bool = False, missing_gguf: bool = False, gateway_url: str | None = None) -> None:
-        # tiny-house is created from the GGUF on the host (`ollama create`), the others pulled.
-        models = "tiny-ollama, {name: tiny-house, gguf: /models/tiny.gguf}" + (", second:1b" if second_model else "")
+        # Tiny-House is created from the GGUF on the host (`ollama create`; its name keeps its case,
+        # as Ollama does), the others pulled from the tests' registry over plain http.
+        pulled = f'{{name: {self.pulled_name}, pull: "{self.pull_ref("tiny")}", insecure: true}}'
+        second = f', {{name: second:1b, pull: "{self.pull_ref("second")}", insecure: true}}' if second_model else ""
+        models = f"{pulled}, {{name: Tiny-House, gguf: /models/tiny.gguf}}{second}"
         alias = "    code: tiny-vllm\n" if second_model else ""
         native = "missing.gguf" if missing_gguf else "tiny.gguf"
-        catalog = CATALOG.format(ports=self.ports, ollama_models=models, native_gguf=native, extra_alias=alias)
+        catalog = CATALOG.format(ports=self.ports, ollama_models=models, native_gguf=native, extra_alias=alias,
+                                 pulled_name=self.pulled_name)  # fmt: skip
         (self.project.root / "config" / "e2e.yaml").write_text(catalog)
         stack_path = self.project.root / "stacks" / "Pulumi.e2e.yaml"
         secrets = ""
@@ -203,15 +251,23 @@ class Fleet:
 
 
 def new_fleet(root: Path, engine_bin: Path, docker: DockerEngine, images: FleetImages) -> Fleet:
-    """A project with its stack created and its master key set, a tiny GGUF in the host directory."""
+    """A project with its stack created and its master key set, a tiny GGUF in the host directory,
+    and the registry the Ollama models are pulled from, seeded (stopped by `Fleet.close()`)."""
     gguf_dir = root / "gguf"
     gguf_dir.mkdir()
     write_tiny_gguf(gguf_dir / "tiny.gguf")
-    project = make_project(root / "project", engine_bin, docker)
-    fleet = Fleet(project, images, gguf_dir)
-    fleet.write()
-    done = project.pulumi("stack", "init")
-    if done.returncode != 0:
-        raise AssertionError(f"pulumi stack init failed:\n{done.stderr}")
-    project.set_secret("llmfleet:masterKey", MASTER_KEY)
+    cleanup = contextlib.ExitStack()
+    try:
+        registry = cleanup.enter_context(seeded_registry(docker, gguf_dir / "tiny.gguf", root))
+        project = make_project(root / "project", engine_bin, docker)
+        fleet = Fleet(project, images, gguf_dir, registry)
+        fleet.cleanup = cleanup
+        fleet.write()
+        done = project.pulumi("stack", "init")
+        if done.returncode != 0:
+            raise AssertionError(f"pulumi stack init failed:\n{done.stderr}")
+        project.set_secret("llmfleet:masterKey", MASTER_KEY)
+    except BaseException:
+        cleanup.close()
+        raise
     return fleet

@@ -232,3 +232,46 @@ def test_a_model_is_matched_as_ollama_lists_it_case_kept() -> None:
     fake = FakeDocker(listing=other)
     OllamaModelProvider(fake).delete("id", {**props, "tag": "hf.co/THEBLOKE/MythoMax-L2-13B-GGUF:Q5_K_M"})
     assert [c[-1] for c in fake.calls] == ["list"]
+
+
+REGISTRY_TAG = "registry.internal:5000/library/tiny:latest"
+
+
+def test_a_pull_from_a_plain_http_registry_says_insecure() -> None:
+    """Ollama speaks https to a registry unless the pull says --insecure (server/images.go)."""
+    listed = LIST + f"{REGISTRY_TAG}    0badc0ffee00    470 KB    now\n"
+    fake = FakeDocker(listing=listed, before_pull=LIST.splitlines()[0])
+    result = OllamaModelProvider(fake).create({**PROPS, "tag": REGISTRY_TAG, "insecure": True})
+    assert fake.calls[1][-3:] == ["pull", "--insecure", REGISTRY_TAG]
+    assert result.outs["digest"] == "0badc0ffee00"
+    # A registry's port is not a tag: an untagged reference is listed with `:latest`.
+    untagged = REGISTRY_TAG.removesuffix(":latest")
+    assert OllamaModelProvider(FakeDocker(listing=listed)).read("id", {**PROPS, "tag": untagged}).id == "id"
+
+
+def test_insecure_and_a_spelled_out_latest_pull_nothing_again() -> None:
+    provider = OllamaModelProvider()
+    props = {**PROPS, "tag": REGISTRY_TAG}
+    assert provider.diff("id", props, {**props, "insecure": True}).changes is False
+    assert provider.diff("id", props, {**props, "tag": REGISTRY_TAG.removesuffix(":latest")}).changes is False
+    assert provider.diff("id", props, {**props, "tag": "registry.internal:5000/library/tiny:1b"}).replaces == ["tag"]
+
+
+def test_a_model_resource_is_named_by_the_model_ollama_lists() -> None:
+    """Renaming a gateway name keeps the resource (and so the model) when its source stays; a stack
+    deployed when resources were named by the gateway name moves them over by an alias."""
+    from components.ollama import model_resource_aliases, model_resource_name
+    from llmfleet import OllamaModel
+
+    pulled = OllamaModel(name="tiny-chat", pull=REGISTRY_TAG, insecure=True)
+    renamed = OllamaModel(name="tiny-renamed", pull=REGISTRY_TAG, insecure=True)
+    assert model_resource_name("ollama", pulled) == model_resource_name("ollama", renamed)
+    assert model_resource_name("ollama", pulled) == f"ollama-model-{REGISTRY_TAG}"
+    assert [a.name for a in model_resource_aliases("ollama", pulled)] == ["ollama-model-tiny-chat"]
+    # A model pulled by its own name keeps the name it always had, now with its tag spelled out.
+    bare = OllamaModel(name="llama3.1")
+    assert model_resource_name("ollama", bare) == "ollama-model-llama3.1:latest"
+    assert [a.name for a in model_resource_aliases("ollama", bare)] == ["ollama-model-llama3.1"]
+    tagged = OllamaModel(name="qwen2.5:0.5b")
+    assert (model_resource_name("ollama", tagged), model_resource_aliases("ollama", tagged)) == (
+        "ollama-model-qwen2.5:0.5b", [])  # fmt: skip

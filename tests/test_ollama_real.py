@@ -23,6 +23,7 @@ from llmfleet._drift import check_backend
 from llmfleet._http import Limits
 from llmfleet._probe import probe_backend
 
+from . import ollama_registry
 from .fleetdir import BASE_STACK, write_project
 from .litellm_proxy import MASTER_KEY, free_port, running_proxy
 from .ollama_build import ensure_built
@@ -265,3 +266,32 @@ def test_a_request_routed_by_the_real_gateway_reaches_real_ollama(
         "drift": {"gateway": "in sync", "ollama": "in sync"},
         "probe": {"Tiny-Case": "answers", "tiny-hf": "answers", "ollama": "answers"},
     }
+
+
+def test_a_model_pushed_to_a_registry_is_pulled_by_the_model_resource(
+    ollama: Ollama, binary: Path, gguf: Path, tmp_path: Path
+) -> None:
+    """The pull path, for real: one Ollama pushes a model to the tests' registry (tests/ollama_registry.py),
+    and the model resource pulls it into another with `ollama pull --insecure`, over the registry protocol."""
+    with ollama_registry.running() as registry, serving(binary, tmp_path / "puller") as puller:
+        ref = registry.reference("tiny", "1b")
+        ollama.create(ref, gguf)
+        pushed = ollama.cli("push", "--insecure", ref)
+        assert "success" in pushed.stderr, pushed
+        # Without --insecure Ollama speaks https to the registry, which a plain-http one cannot answer.
+        secure = puller.cli("pull", ref, check=False)
+        assert secure.returncode == 1 and "first record does not look like a TLS handshake" in secure.stderr, secure
+        assert registry.store.manifest_pulls("library/tiny", "1b") == 0
+
+        provider = OllamaModelProvider(OllamaRunner(puller))
+        props = {"docker_host": None, "container": "c", "tag": ref, "digest": None, "insecure": True}
+        created = provider.create(props)
+        assert registry.store.manifest_pulls("library/tiny", "1b") == 1
+        assert puller.tags() == [ref]  # listed under the whole reference, the registry's port included
+        answer = puller.chat(ref)  # the pushed Modelfile's parameters came along: the 4-token cap
+        assert answer.status_code == 200 and answer.json()["done_reason"] == "length", answer.text
+        # What the blob downloads asked: a HEAD for the size, then GETs (the first for the Location).
+        methods = {method for method, path in registry.store.requests if "/blobs/sha256:" in path}
+        assert methods == {"HEAD", "GET"}
+        provider.delete(created.id, props)
+        assert puller.tags() == []

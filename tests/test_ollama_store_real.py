@@ -3,8 +3,11 @@
 the tests' Docker engine. The store is mounted, its model adopted without a pull, nothing of it
 deleted by `destroy`; a store that does not exist stops the `up` before any container is created.
 
-The Ollama stand-in (tests/images/ollama) keeps its models in /root/.ollama/standin.json, with a
-count of every pull: what the test seeds into the volume and reads back."""
+The image runs the real Ollama (tests/images/ollama): the store is seeded by that Ollama in a
+throwaway container (`ollama create tiny-ollama` from the tests' tiny GGUF), and read back as Ollama
+keeps it: the model's manifest under /root/.ollama/models/manifests. The deployed container is
+air-gapped (no DNS), so a pull of `tiny-ollama` from Ollama's library would fail the `up`: the
+model can only have been adopted."""
 
 from __future__ import annotations
 
@@ -19,9 +22,11 @@ from tests.docker_engine import DockerEngine, running_engine
 from tests.images import FleetImages, ensure_images
 from tests.litellm_proxy import free_port
 from tests.real_deploy import MASTER_KEY, Project, make_project
+from tests.tiny_gguf import write_tiny_gguf
 
 pytestmark = [pytest.mark.real_deploy, pytest.mark.timeout(900)]
 STORE = "fleet-ollama-store"  # the volume an Ollama installed by hand used: not llmfleet's
+MANIFEST = "/root/.ollama/models/manifests/registry.ollama.ai/library/tiny-ollama/latest"
 CATALOG = """\
 providers:
   ollama:
@@ -75,19 +80,41 @@ def project(tmp_path: Path, docker: DockerEngine, images: FleetImages) -> Iterat
         docker.docker("volume", "rm", "-f", STORE, check=False)
 
 
-def store_state(docker: DockerEngine, image: str) -> dict:
-    """standin.json as the volume holds it, read by a throwaway container."""
-    done = docker.docker("run", "--rm", "--network", "none", "-v", f"{STORE}:/root/.ollama", "--entrypoint", "cat",
-                         image, "/root/.ollama/standin.json")  # fmt: skip
-    return json.loads(done.stdout)
+def stored_manifest(docker: DockerEngine, image: str) -> str:
+    """The model's manifest and its time as the volume holds them, read by a throwaway container."""
+    done = docker.docker("run", "--rm", "--network", "none", "-v", f"{STORE}:/root/.ollama", "--entrypoint", "sh",
+                         image, "-c", 'stat -c %Y "$0" && cat "$0"', MANIFEST, check=False)  # fmt: skip
+    return done.stdout if done.returncode == 0 else f"no manifest: {done.stderr.strip()}"
 
 
-def test_an_existing_store_is_used_as_it_is_and_kept(project: Project, docker: DockerEngine, images: FleetImages):
-    # The store an earlier Ollama filled: the declared model is already there, pulled once.
+def seed_store(docker: DockerEngine, image: str, gguf_dir: Path) -> None:
+    """What an Ollama installed by hand left: the real server in a throwaway container, `ollama
+    create tiny-ollama` from the tiny GGUF (one thread, a 4-token cap), then stopped."""
+    seeder = "llmfleet-test-store-seeder"
+    docker.docker("run", "-d", "--name", seeder, "--network", "none", "-v", f"{STORE}:/root/.ollama",
+                  "-v", f"{gguf_dir}:/models:ro", image)  # fmt: skip
+    try:
+        script = (
+            "for i in $(seq 100); do ollama list >/dev/null 2>&1 && break; sleep 0.1; done; "
+            "printf 'FROM /models/tiny.gguf\nPARAMETER num_thread 1\nPARAMETER num_predict 4\n' > /tmp/Modelfile"
+            " && ollama create tiny-ollama -f /tmp/Modelfile"
+        )
+        done = docker.docker("exec", seeder, "sh", "-c", script, timeout=120, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+    finally:
+        docker.docker("rm", "-f", seeder, check=False)
+
+
+def test_an_existing_store_is_used_as_it_is_and_kept(
+    project: Project, docker: DockerEngine, images: FleetImages, tmp_path: Path
+) -> None:
+    # The store an earlier Ollama filled: the declared model is already there.
     docker.docker("volume", "create", STORE)
-    seeded = json.dumps({"models": ["tiny-ollama:latest"], "pulls": {"tiny-ollama:latest": 1}})
-    docker.docker("run", "--rm", "--network", "none", "-v", f"{STORE}:/root/.ollama", "--entrypoint", "sh",
-                  images.ollama, "-c", f"echo '{seeded}' > /root/.ollama/standin.json")  # fmt: skip
+    (tmp_path / "gguf").mkdir()
+    write_tiny_gguf(tmp_path / "gguf" / "tiny.gguf")
+    seed_store(docker, images.ollama, tmp_path / "gguf")
+    seeded = stored_manifest(docker, images.ollama)
+    assert not seeded.startswith("no manifest"), seeded
 
     done = project.pulumi("up", "--yes")
     assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
@@ -96,8 +123,9 @@ def test_an_existing_store_is_used_as_it_is_and_kept(project: Project, docker: D
     assert [(m["Type"], m["Name"], m["Destination"]) for m in mounts] == [("volume", STORE, "/root/.ollama")]
     # No volume of llmfleet's own for the models: the store is the one named.
     assert docker.ids("volume", "name=llmfleet-store-ollama-models") == []
-    # Adopted, not pulled again: still the one pull of the earlier Ollama.
-    assert store_state(docker, images.ollama)["pulls"] == {"tiny-ollama:latest": 1}
+    # Adopted as it was (a pull from the library could not have worked here): the same manifest,
+    # never rewritten.
+    assert stored_manifest(docker, images.ollama) == seeded
     checked = project.llmfleet("drift", "--stack", "store")  # through the front proxy, at the stack's port
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
@@ -106,7 +134,7 @@ def test_an_existing_store_is_used_as_it_is_and_kept(project: Project, docker: D
     assert project.leftovers() == []
     # The store and its model outlive the stack: destroy ran no `ollama rm` and deleted no volume.
     assert docker.ids("volume", f"name={STORE}") != []
-    assert store_state(docker, images.ollama)["models"] == ["tiny-ollama:latest"]
+    assert stored_manifest(docker, images.ollama) == seeded
 
 
 def test_a_store_that_does_not_exist_stops_the_up_before_any_container(project: Project, images: FleetImages):

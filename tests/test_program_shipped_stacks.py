@@ -204,15 +204,16 @@ def test_no_secret_in_any_plain_input_or_output(run: Run) -> None:
 
 
 def test_one_model_resource_per_declared_ollama_model(run: Run, fleet: llmfleet.Fleet, stack: str) -> None:
-    # Named for the declared name; asks Ollama for what it lists the model under.
+    # Named for the model Ollama lists (so a renamed gateway name keeps its model), and asks Ollama
+    # for the name it lists the model under.
     expected = {
-        (f"{name}-model-{m.name}", m.ollama_name, f"llmfleet-{stack}-{name}")
+        (f"{name}-model-{llmfleet.ollama_listed_name(m.ollama_name)}", m.ollama_name, f"llmfleet-{stack}-{name}")
         for name, p in fleet.catalog.local_providers().items() if p.kind == "ollama" for m in p.models
     }  # fmt: skip
     got = {(r.name, r.inputs["tag"], r.inputs["container"]) for r in run.ollama_models()}
     assert got == expected
     if stack == "prod":
-        assert ("ollama-model-mythomax-l2-13b-q5_k_m", "hf.co/TheBloke/MythoMax-L2-13B-GGUF:Q5_K_M",
+        assert ("ollama-model-hf.co/TheBloke/MythoMax-L2-13B-GGUF:Q5_K_M", "hf.co/TheBloke/MythoMax-L2-13B-GGUF:Q5_K_M",
                 "llmfleet-prod-ollama") in got  # fmt: skip
 
 

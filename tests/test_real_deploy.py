@@ -2,8 +2,10 @@
 destroyed: `pulumi preview/up/refresh/destroy` from the CLI built from Go modules
 (tests/engine_build.py), the Docker provider talking to a `dockerd` of the tests' own
 (tests/docker_engine.py), images built locally (tests/images.py), a `file://` backend and
-passphrase secrets. Ollama and vLLM are stand-ins in their images; llama-server,
-llama-cpp-python, LiteLLM and HAProxy are the real servers.
+passphrase secrets. vLLM is a stand-in in its image; Ollama (0.14.1, built by tests/ollama_build.py),
+llama-server, llama-cpp-python, LiteLLM and HAProxy are the real servers. The Ollama models are
+pulled for real, over the registry protocol, from the tests' registry (tests/ollama_registry.py,
+seeded by `ollama push` from the real Ollama on the host), or created from the host's GGUF.
 
 One deployment goes through every phase in order, so each phase is a step of one test: a later
 step means nothing once an earlier one has failed."""
@@ -15,12 +17,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests import engine_build
 from tests.docker_engine import DockerEngine, running_engine
 from tests.images import FleetImages, ensure_images
-from tests.real_deploy import MASTER_KEY, Fleet, Project, new_fleet
+from tests.real_deploy import MASTER_KEY, PULLED, Fleet, new_fleet
 from tests.rollout import Load
 from tests.standins import json_route, openai_models, standins
 
@@ -46,8 +49,11 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, docker: DockerEngine, images
     try:
         yield fleet
     finally:
-        if fleet.project.leftovers():  # a failed step: leave nothing behind for the next run
-            fleet.project.pulumi("destroy", "--yes", "--skip-preview", timeout=600)
+        try:
+            if fleet.project.leftovers():  # a failed step: leave nothing behind for the next run
+                fleet.project.pulumi("destroy", "--yes", "--skip-preview", timeout=600)
+        finally:
+            fleet.close()  # the registry and its network
 
 
 def ok(done, what: str) -> str:
@@ -55,11 +61,23 @@ def ok(done, what: str) -> str:
     return done.stdout + done.stderr
 
 
-def standin_fetches(project: Project) -> dict[str, dict[str, int]]:
-    """How often the Ollama stand-in pulled and created each model."""
-    ollama = project.containers()["ollama"]["name"]
-    state = json.loads(project.docker.docker("exec", ollama, "cat", "/root/.ollama/standin.json").stdout)
-    return {"pulls": state["pulls"], "creates": state.get("creates", {})}
+def ollama_models(fleet: Fleet) -> dict[str, tuple[str, str]]:
+    """What the deployed Ollama lists (`/api/tags`, at its published port): name -> (digest, time
+    modified). A model pulled or created again gets a new time."""
+    answer = httpx.get(f"http://127.0.0.1:{fleet.ports[0]}/api/tags", timeout=10)
+    answer.raise_for_status()
+    return {m["name"]: (m["digest"], m["modified_at"]) for m in answer.json()["models"] or []}
+
+
+def registry_pulls(fleet: Fleet) -> dict[str, int]:
+    """How often each model's manifest was fetched from the registry: one per `ollama pull`."""
+    return {model: fleet.registry.store.manifest_pulls(*PULLED[model]) for model in PULLED}
+
+
+def changes(fleet: Fleet) -> dict[str, str]:
+    """The preview's steps other than `same`, by resource name."""
+    steps = fleet.project.preview_steps()
+    return {urn.rsplit("::", 1)[1]: op for urn, op in steps.items() if op != "same"}
 
 
 def test_deploy_change_check_and_destroy(fleet: Fleet) -> None:
@@ -83,8 +101,12 @@ def test_deploy_change_check_and_destroy(fleet: Fleet) -> None:
     ok(project.llmfleet("drift", "--stack", "e2e", "--backends"), "drift after the first up")
     out = ok(project.llmfleet("probe", "--stack", "e2e"), "probe after the first up")
     assert "every name answers" in out
-    # The model built from the host's GGUF file: created once, through the bind-mounted file.
-    assert standin_fetches(project) == {"pulls": {"tiny-ollama:latest": 1}, "creates": {"tiny-house:latest": 1}}
+    # Ollama lists the pulled model under its registry reference and the one created from the host's
+    # GGUF file as `name:latest`, its case kept; drift and probe above found both under those names.
+    tiny = fleet.pull_ref("tiny")
+    listed = ollama_models(fleet)
+    assert sorted(listed) == sorted([tiny, "Tiny-House:latest"]), listed
+    assert registry_pulls(fleet) == {"tiny": 1, "second": 0}
 
     # The master key stays secret: not in the state, the outputs or anything any command printed.
     export = ok(project.pulumi("stack", "export"), "stack export")
@@ -94,10 +116,10 @@ def test_deploy_change_check_and_destroy(fleet: Fleet) -> None:
     # A catalog change: one more Ollama model and one more alias. Only the gateway is replaced
     # (new one first), with the wait for it to be healthy, and one model resource is added.
     fleet.write(second_model=True)
-    steps = project.preview_steps()
-    changed = {urn.rsplit("::", 1)[1]: op for urn, op in steps.items() if op != "same"}
+    second = fleet.pull_ref("second")
+    changed = changes(fleet)
     assert changed == {"gateway-container": "replace", "gateway-healthy": "replace",
-                       "ollama-model-second:1b": "create"}, changed  # fmt: skip
+                       f"ollama-model-{second}": "create"}, changed  # fmt: skip
     out = ok(project.pulumi("preview"), "the change's preview")
     assert out.index("create replacement") < out.index("delete original")  # create-before-delete
     ollama_before = project.containers()["ollama"]["id"]
@@ -109,13 +131,33 @@ def test_deploy_change_check_and_destroy(fleet: Fleet) -> None:
         time.sleep(3)
     assert load.result.sent > 50 and load.result.failures == [], (load.result.sent, load.result.failures[:5])
     assert project.containers()["ollama"]["id"] == ollama_before  # the Ollama container is untouched
-    # No model pulled or created again.
-    assert standin_fetches(project) == {
-        "pulls": {"tiny-ollama:latest": 1, "second:1b": 1},
-        "creates": {"tiny-house:latest": 1},
-    }
+    # The new model pulled; no other pulled or created again.
+    after = ollama_models(fleet)
+    assert {name: after[name] for name in listed} == listed and second in after, after
+    assert registry_pulls(fleet) == {"tiny": 1, "second": 1}
     out = ok(project.llmfleet("probe", "--stack", "e2e"), "probe after the change")
     assert "code [alias]: answers" in out and "second:1b [model]: answers" in out
+
+    # A gateway name renamed, its source kept: the same Ollama model serves the new name. Only the
+    # gateway changes; the model is neither pulled again nor removed (the model resource is named by
+    # what Ollama lists, so no old resource's delete runs `ollama rm` after the new one adopted it).
+    fleet.pulled_name = "tiny-chat"
+    fleet.write(second_model=True)
+    changed = changes(fleet)
+    assert changed == {"gateway-container": "replace", "gateway-healthy": "replace"}, changed
+    ok(project.pulumi("up", "--yes", "--policy-pack", "policy"), "the rename's up")
+    assert ollama_models(fleet) == after
+    assert registry_pulls(fleet) == {"tiny": 1, "second": 1}
+    out = ok(project.llmfleet("probe", "--stack", "e2e"), "probe after the rename")
+    assert "tiny-chat [model]: answers" in out and "chat [alias]: answers" in out and "tiny-ollama" not in out
+    ok(project.llmfleet("drift", "--stack", "e2e", "--backends"), "drift after the rename")
+
+    # A model removed from the catalog is removed from Ollama (`ollama rm`), the others kept as they were.
+    fleet.write()
+    assert changes(fleet) == {"gateway-container": "replace", "gateway-healthy": "replace",
+                              f"ollama-model-{second}": "delete"}  # fmt: skip
+    ok(project.pulumi("up", "--yes", "--policy-pack", "policy"), "the removal's up")
+    assert ollama_models(fleet) == listed
 
     # A backend stopped by hand. probe: its name fails, exit 2. drift: the gateway still lists it,
     # and the backend's own list could not be read, exit 1 ("could not check"), naming it.
@@ -132,23 +174,23 @@ def test_deploy_change_check_and_destroy(fleet: Fleet) -> None:
     ok(project.llmfleet("drift", "--stack", "e2e", "--backends", "--wait", "60"), "drift after the restart")
 
     # A GGUF file that is not on the host: the up fails in seconds, naming the file.
-    fleet.write(second_model=True, missing_gguf=True)
+    fleet.write(missing_gguf=True)
     started = time.monotonic()
     failed = project.pulumi("up", "--yes")
     assert failed.returncode != 0 and time.monotonic() - started < 60
     assert str(fleet.gguf_dir / "missing.gguf") in failed.stdout + failed.stderr, failed.stdout[-3000:]
-    fleet.write(second_model=True)
+    fleet.write()
     ok(project.pulumi("up", "--yes"), "up with the file back")
 
     # A gateway that lists less than the declared set: the policy fails the up.
     with standins(1) as (short,):
         short.routes["/v1/models"] = json_route(openai_models(["tiny-native"]))
-        fleet.write(second_model=True, gateway_url=short.url)
+        fleet.write(gateway_url=short.url)
         config = str(policy_config(fleet))
         failed = project.pulumi("up", "--yes", "--policy-pack", "policy", "--policy-pack-config", config)
     assert failed.returncode != 0 and "gateway-drift" in failed.stdout, failed.stdout[-3000:]
     assert "missing (declared, not listed)" in failed.stdout
-    fleet.write(second_model=True)
+    fleet.write()
 
     # Destroy: nothing of the stack is left, and every server was asked to stop before any kill.
     since = time.time()

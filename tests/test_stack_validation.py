@@ -257,7 +257,7 @@ def test_the_real_deploy_stack_says_its_vllm_stand_in_runs_on_cpu(tmp_path: Path
 
     images = FleetImages(*(f"llmfleet-test/{n}:1" for n in ("litellm", "haproxy", "llama", "lcp", "ollama", "vllm")))
     catalog = E2E_CATALOG.format(ports=[1001, 1002, 1003, 1004], ollama_models="tiny-ollama", native_gguf="tiny.gguf",
-                                 extra_alias="")  # fmt: skip
+                                 extra_alias="", pulled_name="tiny-ollama")  # fmt: skip
     stack = (
         stack_file("catalog.yaml", images, tmp_path / "gguf", 4000) + BASE_STACK[BASE_STACK.index("  llmfleet:ma") :]
     )
