@@ -124,10 +124,20 @@ def test_two_hosts_deploy_move_and_destroy(fleet: TwoHostFleet, local: DockerEng
     # The model built from the remote host's GGUF file (remote.gguf exists only in its gguf_dir).
     ollama = on_remote.containers()["ollama"]["name"]
     assert "tiny-house" in remote.docker("exec", ollama, "ollama", "list").stdout
+    # What the hourly drift job runs, and the logs of a remote server: both through the ssh endpoint.
+    ok(project.pulumi("refresh", "--preview-only", "--expect-no-changes"), "refresh of both hosts")
+    out = ok(project.llmfleet("logs", "--stack", "e2e", "--tail", "50", "native"), "logs of a remote provider")
+    # The probe's chats reached the remote llama-server (through the second engine's published port).
+    assert "request: POST /v1/chat/completions" in out, out[-2000:]
 
     # A provider moved from the gateway's host to the remote one by a stack change.
     python_before = project.containers()["python"]["id"]
     fleet.write(remote=("ollama", "native", "python"))
+    steps = project.preview_steps()
+    changed = {urn.rsplit("::", 1)[1]: op for urn, op in steps.items() if op != "same"}
+    # The server, its image and health wait go to the other host; the gateway follows with its new config.
+    assert changed == {"python-image": "replace", "python-container": "replace", "python-healthy": "replace",
+                       "gateway-container": "replace", "gateway-healthy": "replace"}, changed  # fmt: skip
     started = time.monotonic()
     ok(project.pulumi("up", "--yes", "--policy-pack", "policy"), "the move's up")
     move_s = time.monotonic() - started
