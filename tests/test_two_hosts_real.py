@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import time
 from collections.abc import Iterator
 
@@ -105,7 +106,7 @@ def test_two_hosts_deploy_move_and_destroy(fleet: TwoHostFleet, local: DockerEng
     assert sorted(project.containers()) == ["front", "gateway", "python", "vllm"]
     assert sorted(on_remote.containers()) == ["native", "ollama"]
     assert all(c["state"] == "running" for c in [*project.containers().values(), *on_remote.containers().values()])
-    # The remote host's engine was asked through ssh: its check recorded what sshd's engine said.
+    # Everything on the remote host went through the sshd: it let the deploy's docker clients in.
     assert fleet.ssh.connections() > 0
 
     # The gateway (a container on the first engine) reaches the remote backends at the remote host's
@@ -127,8 +128,10 @@ def test_two_hosts_deploy_move_and_destroy(fleet: TwoHostFleet, local: DockerEng
     # What the hourly drift job runs, and the logs of a remote server: both through the ssh endpoint.
     ok(project.pulumi("refresh", "--preview-only", "--expect-no-changes"), "refresh of both hosts")
     out = ok(project.llmfleet("logs", "--stack", "e2e", "--tail", "50", "native"), "logs of a remote provider")
-    # The probe's chats reached the remote llama-server (through the second engine's published port).
-    assert "request: POST /v1/chat/completions" in out, out[-2000:]
+    # The probe's chats reached the remote llama-server through the second engine's published port:
+    # its userland proxy connects from that engine's own network.
+    sources = {ipaddress.ip_address(m) for m in re.findall(r"request: POST /v1/chat/completions (\S+) 200", out)}
+    assert sources and all(ip in ipaddress.ip_network(next_pool()) for ip in sources), out[-2000:]
 
     # A provider moved from the gateway's host to the remote one by a stack change.
     python_before = project.containers()["python"]["id"]

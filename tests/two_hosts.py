@@ -13,7 +13,6 @@ published port, as it goes through a LAN between two machines.
 from __future__ import annotations
 
 import ipaddress
-import os
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -175,7 +174,3 @@ config:
     def endpoint(self, provider: str) -> str:
         """The api_base root the gateway should use for `provider` when it is on the remote host."""
         return f"http://{self.address}:{self.ports[('ollama', 'vllm', 'native', 'python').index(provider)]}"
-
-
-def ssh_env(ssh: SshHost) -> dict[str, str]:
-    return {**os.environ, "PATH": ssh.path(os.environ.get("PATH", ""))}
