@@ -20,6 +20,7 @@ import yaml
 from tests import engine_build
 from tests.docker_engine import DockerEngine, running_engine
 from tests.images import FleetImages, ensure_images
+from tests.litellm_proxy import free_port
 from tests.real_deploy import MASTER_KEY, make_project
 from tests.ssh_host import SshHost, running_sshd
 from tests.two_hosts import (
@@ -161,8 +162,22 @@ def test_two_hosts_deploy_move_and_destroy(fleet: TwoHostFleet, local: DockerEng
     ok(project.pulumi("destroy", "--yes"), "destroy")
     destroy_s = time.monotonic() - started
     assert project.leftovers() == [] and on_remote.leftovers() == []
+
+    # The remote host unreachable (nothing listens where the stack says its sshd is): the up fails in
+    # seconds, naming the host and what ssh said, and creates nothing there.
+    fleet.write(remote=("ollama", "native"), endpoint=f"ssh://{fleet.ssh.user}@127.0.0.1:{free_port()}")
+    started = time.monotonic()
+    failed = project.pulumi("up", "--yes")
+    unreachable_s = time.monotonic() - started
+    said = failed.stdout + failed.stderr
+    assert failed.returncode != 0 and unreachable_s < 90, (unreachable_s, said[-3000:])
+    assert "host 'remote'" in said and "Connection refused" in said, said[-3000:]
+    assert on_remote.leftovers() == []
+    fleet.write(remote=("ollama", "native"))
+    ok(project.pulumi("destroy", "--yes"), "destroy after the unreachable host")
+    assert project.leftovers() == [] and on_remote.leftovers() == []
     print(f"two hosts: first up {first_up_s:.0f} s, move {move_s:.0f} s, destroy {destroy_s:.0f} s, "
-          f"{fleet.ssh.connections()} ssh sessions")  # fmt: skip
+          f"{fleet.ssh.connections()} ssh sessions; unreachable host failed in {unreachable_s:.0f} s")  # fmt: skip
 
 
 def test_next_pool() -> None:

@@ -141,8 +141,9 @@ class TwoHostFleet:
         self.ports = [free_port() for _ in range(4)]
         self.gateway_port = free_port()
 
-    def write(self, remote: tuple[str, ...]) -> None:
-        """Place the providers in `remote` on the remote host, the others on the gateway's."""
+    def write(self, remote: tuple[str, ...], endpoint: str | None = None) -> None:
+        """Place the providers in `remote` on the remote host, the others on the gateway's; `endpoint`:
+        the remote host's `docker:`, when not the test's sshd."""
         (self.project.root / "config" / "two.yaml").write_text(CATALOG.format(ports=self.ports))
         placement = "".join(
             f"    {name}: {{host: remote}}\n" if name in remote else f"    {name}: {{publish: true}}\n"
@@ -154,7 +155,7 @@ config:
   llmfleet:catalog: config/two.yaml
   llmfleet:hosts:
     local: {{gguf_dir: {self.local_gguf}}}
-    remote: {{docker: "{self.ssh.endpoint}", address: {self.address}, gguf_dir: {self.remote_gguf}}}
+    remote: {{docker: "{endpoint or self.ssh.endpoint}", address: {self.address}, gguf_dir: {self.remote_gguf}}}
   llmfleet:gateway: {{host: local, bind: 127.0.0.1, port: {self.gateway_port}}}
   llmfleet:providers:
 {placement}  llmfleet:images:
