@@ -20,6 +20,7 @@ from .server_container import (
     ServerComponent,
     create_timeout,
     gpu_request,
+    host_triggers,
     pulled_image,
     python_http_check,
 )
@@ -81,7 +82,7 @@ def built_image(
             name=spec.tag,
             build=docker.RemoteImageBuildArgs(context=str(context), dockerfile="Dockerfile", build_args=build_args),
             # The context's files and the build arguments: a change to either rebuilds.
-            triggers={**build_triggers(context), **(build_args or {})},
+            triggers={**build_triggers(context), **(build_args or {}), **host_triggers(placement)},
             keep_locally=True,
         ),
         opts=pulumi.ResourceOptions(

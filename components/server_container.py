@@ -333,11 +333,24 @@ def container_healthy(
     )
 
 
+def host_triggers(placement: Placement) -> dict[str, str]:
+    """What makes an image resource follow its server to another host: the host's endpoint.
+
+    The engine does not replace a resource whose provider changes when the provider's own diff
+    asks for no replacement, and the Docker provider's does not for a new `host`: a server moved to
+    another host by a stack change kept its image resource as it was, "same", never pulled onto the
+    new host (seen with the real engine and two Docker engines), so its container could be created
+    only where the image happened to be present already. `triggers` replaces the image resource
+    (pulled where it now runs) when the endpoint changes. The local engine adds no key, so the
+    images of single-host stacks read as before."""
+    return {"llmfleet.docker_host": placement.endpoint} if placement.endpoint else {}
+
+
 def pulled_image(name: str, image: str, placement: Placement, parent: pulumi.Resource) -> docker.RemoteImage:
     """A pinned image pulled onto the server's host and kept there when the resource goes."""
     return docker.RemoteImage(
         f"{name}-image",
-        docker.RemoteImageArgs(name=image, keep_locally=True),
+        docker.RemoteImageArgs(name=image, keep_locally=True, triggers=host_triggers(placement) or None),
         opts=pulumi.ResourceOptions(
             parent=parent,
             provider=placement.provider,

@@ -3,6 +3,8 @@ become network aliases do not collide, and published ports do not clash."""
 
 from __future__ import annotations
 
+import ipaddress
+
 from ._catalog import ExternalProvider, OllamaProvider
 from ._checks_context import CheckContext, closest
 from ._docker_names import reserved_provider_names
@@ -49,15 +51,30 @@ def placement(ctx: CheckContext) -> None:
                 "unknown-host",
                 closest(placed.host, hosts),
             )
+    loopback_warned: set[str] = set()
     for pname in ctx.catalog.local_providers():
         host = ctx.stack.host_of(pname)
-        if host in hosts and host != ctx.stack.gateway_host and not hosts[host].address:
+        if host not in hosts or host == ctx.stack.gateway_host:
+            continue
+        address = hosts[host].address
+        if not address:
             ctx.error(
                 ctx.stk,
                 ("config", "llmfleet:hosts", host),
                 f"provider '{pname}' runs on '{host}' but the gateway has no address to reach it",
                 "missing-address",
-                f"Set llmfleet:hosts.{host}.address to an IP or name of '{host}'.",
+                f"Set llmfleet:hosts.{host}.address to the IP address of '{host}'.",
+            )
+        elif ipaddress.ip_address(address).is_loopback and host not in loopback_warned:
+            loopback_warned.add(host)
+            ctx.warn(
+                ctx.stk,
+                ("config", "llmfleet:hosts", host, "address"),
+                f"'{address}' is a loopback address: provider '{pname}' on '{host}' is published there, and the "
+                "gateway, in a container, reaches its own loopback, never a host's (even on one machine)",
+                "loopback-address",
+                f"Set llmfleet:hosts.{host}.address to the IP address of '{host}' on the network the gateway's "
+                "host reaches it through.",
             )
 
 

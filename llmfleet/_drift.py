@@ -29,6 +29,7 @@ from ._declared import declared_models
 from ._http import Failed, Limits, client, excerpt, key_problem, redact, request
 from ._load import Fleet
 from ._report import CheckResult, Report, Verdict
+from ._stack import url_host
 from ._wording import duration
 
 
@@ -176,7 +177,7 @@ def backend_urls(fleet: Fleet) -> dict[str, str | None]:
     urls: dict[str, str | None] = {}
     for name, p in fleet.catalog.local_providers().items():
         ip = fleet.stack.publish_ip(name)
-        urls[name] = f"http://{ip}:{p.listen_port}" if ip else None
+        urls[name] = f"http://{url_host(ip)}:{p.listen_port}" if ip else None
     return urls
 
 

@@ -21,6 +21,7 @@ from ._catalog import (
     deployment_id,
 )
 from ._load import Fleet, paused_gc
+from ._stack import url_host
 from ._yaml_emit import dump_yaml
 
 MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
@@ -36,7 +37,7 @@ def backend_root(fleet: Fleet, provider: str) -> str:
     assert not isinstance(p, ExternalProvider), provider
     if fleet.stack.host_of(provider) == fleet.stack.gateway_host:
         return f"http://{provider}:{p.listen_port}"
-    return f"http://{fleet.stack.publish_ip(provider)}:{p.listen_port}"
+    return f"http://{url_host(fleet.stack.publish_ip(provider) or '')}:{p.listen_port}"
 
 
 def _params(fleet: Fleet, provider: str, served: str) -> dict[str, Any]:

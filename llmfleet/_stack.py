@@ -47,6 +47,27 @@ class Host(_Strict):
     # (a fraction) into the bytes Ollama is told to leave alone (OLLAMA_GPU_OVERHEAD).
     gpu_memory_gib: Annotated[float, Field(gt=0, strict=True, allow_inf_nan=False, examples=[80])] | None = None
 
+    @field_validator("address")
+    @classmethod
+    def _ip_address(cls, address: str | None) -> str | None:
+        """An IP address: a remote backend's port is published on it (Docker binds an IP address only,
+        and reads anything else, a host name too, as every interface: 0.0.0.0 and ::, seen with Docker
+        26.1 and so in 28.5's source)."""
+        if address is None:
+            return None
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            raise ValueError(f"'{address}' is not an IP address: a backend on this host is published on it, and "
+                             "Docker reads a name as every interface (0.0.0.0), which would expose it beyond the "
+                             "gateway. Give the host's IP address on the network the gateway reaches it "
+                             "through") from None  # fmt: skip
+        if ip.is_unspecified:
+            raise ValueError(f"'{address}' is every interface, not an address to reach: a backend on this host "
+                             "would be published on all of them. Give the host's IP address on the network the "
+                             "gateway reaches it through")  # fmt: skip
+        return address
+
 
 class ExistingVolume(_Strict):
     """A Docker volume that already exists on the provider's host, used as is and never deleted."""
@@ -253,8 +274,12 @@ class StackSettings(_Strict):
         bind = self.gateway.bind
         if bind in ("0.0.0.0", "::"):
             bind = self.hosts[self.gateway_host].address or "127.0.0.1"
-        host = f"[{bind}]" if ":" in bind else bind  # an IPv6 address
-        return f"http://{host}:{self.gateway.port}"
+        return f"http://{url_host(bind)}:{self.gateway.port}"
+
+
+def url_host(address: str) -> str:
+    """An address as a URL's host: an IPv6 address in brackets."""
+    return f"[{address}]" if ":" in address else address
 
 
 class StackFile(_Strict):

@@ -85,6 +85,16 @@ def test_remote_resources_use_the_remote_provider(tmp_path: Path, monkeypatch: p
     assert "docker_host" not in pull and pull["container"] == "llmfleet-test-ollama"
 
 
+def test_an_image_follows_its_server_to_another_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine keeps a resource whose provider changes when the Docker provider's diff asks for no
+    replacement (it does not for a new host): the image resource carries the host's endpoint, so a
+    server moved to another host has its image pulled there (tests/test_two_hosts_real.py)."""
+    run = deploy(tmp_path, MULTI_HOST, monkeypatch)
+    images = {r.name: r.inputs.get("triggers") for r in run.of_type("docker:index/remoteImage:RemoteImage")}
+    assert images == {"vllm-image": {"llmfleet.docker_host": "ssh://ops@gpu-1"},
+                      "ollama-image": None, "gateway-image": None, "front-image": None}  # fmt: skip
+
+
 def test_external_keys_reach_the_gateway_only_as_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     run = deploy(tmp_path, BASE_STACK, monkeypatch)
     for resource in run.resources:

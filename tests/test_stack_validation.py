@@ -56,7 +56,7 @@ def test_placement_problems_name_the_stack_keys(tmp_path: Path) -> None:
     )
     assert problems(tmp_path, stack) == [
         "15:5 error missing-address | config['llmfleet:hosts'].gpu-1: provider 'vllm' runs on 'gpu-1' but the "
-        "gateway has no address to reach it. Set llmfleet:hosts.gpu-1.address to an IP or name of 'gpu-1'.",
+        "gateway has no address to reach it. Set llmfleet:hosts.gpu-1.address to the IP address of 'gpu-1'.",
         "19:14 error unknown-host | config['llmfleet:providers'].ollama.host: no host named 'gpu-2'. "
         "Did you mean 'gpu-1'?",
         "20:5 error external-placement | config['llmfleet:providers'].cloud: 'cloud' is external: it is not "
@@ -387,3 +387,68 @@ providers:
     assert shares_beside(fleet.catalog, fleet.stack, "listed") == pytest.approx(0.4)
     # `gpus: all` may include a GPU nobody lists: only servers on every GPU count.
     assert shares_beside(fleet.catalog, fleet.stack, "every") == 0.0
+
+
+def test_a_host_address_is_an_ip_address_to_reach(tmp_path: Path) -> None:
+    """Docker publishes a port on an IP address only and reads anything else (a host name too) as every
+    interface, so a name would expose a remote backend on all of them; 0.0.0.0 is no address to reach."""
+    stack = (
+        BASE_STACK
+        + """\
+  llmfleet:hosts:
+    local: {}
+    gpu-1: {docker: "ssh://ops@gpu-1", address: gpu-1.lan}
+    gpu-2: {docker: "ssh://ops@gpu-2", address: 0.0.0.0}
+  llmfleet:providers:
+    vllm: {host: gpu-1}
+    ollama: {host: gpu-2}
+"""
+    )
+    assert problems(tmp_path, stack) == [
+        "15:40 error schema-value-error | config['llmfleet:hosts'].gpu-1.address: 'gpu-1.lan' is not an IP "
+        "address: a backend on this host is published on it, and Docker reads a name as every interface "
+        "(0.0.0.0), which would expose it beyond the gateway. Give the host's IP address on the network the "
+        "gateway reaches it through.",
+        "16:40 error schema-value-error | config['llmfleet:hosts'].gpu-2.address: '0.0.0.0' is every interface, "
+        "not an address to reach: a backend on this host would be published on all of them. Give the host's IP "
+        "address on the network the gateway reaches it through.",
+    ]
+
+
+def test_a_loopback_address_is_not_reached_by_the_gateway(tmp_path: Path) -> None:
+    """The gateway runs in a container: its 127.0.0.1 is its own, so a backend published on another
+    host's loopback is never reached (seen with two real engines on one machine)."""
+    stack = (
+        BASE_STACK
+        + """\
+  llmfleet:hosts:
+    local: {}
+    gpu-1: {docker: "ssh://ops@gpu-1", address: 127.0.0.1}
+  llmfleet:providers:
+    vllm: {host: gpu-1}
+    ollama: {host: gpu-1}
+"""
+    )
+    assert problems(tmp_path, stack) == [
+        "15:40 warning loopback-address | config['llmfleet:hosts'].gpu-1.address: '127.0.0.1' is a loopback "
+        "address: provider 'ollama' on 'gpu-1' is published there, and the gateway, in a container, reaches its "
+        "own loopback, never a host's (even on one machine). Set llmfleet:hosts.gpu-1.address to the IP address "
+        "of 'gpu-1' on the network the gateway's host reaches it through."
+    ]
+
+
+def test_an_ipv6_address_is_bracketed_in_urls(tmp_path: Path) -> None:
+    stack = (
+        BASE_STACK
+        + """\
+  llmfleet:hosts:
+    local: {}
+    gpu-1: {docker: "ssh://ops@gpu-1", address: "fd00::12"}
+  llmfleet:providers:
+    vllm: {host: gpu-1}
+"""
+    )
+    write_project(tmp_path, CATALOG, stack)
+    fleet = llmfleet.load_fleet(tmp_path, "test")
+    assert llmfleet.backend_root(fleet, "vllm") == "http://[fd00::12]:8000"
+    assert llmfleet.backend_urls(fleet)["vllm"] == "http://[fd00::12]:8000"

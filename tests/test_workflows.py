@@ -236,8 +236,8 @@ def test_the_test_job_caches_each_build_keyed_like_its_own_cache() -> None:
 
 
 SYSTEM_PACKAGES = {"name": "System packages (through sudo)", "run": "bash .ci/system-packages"}
-# What the tests build and run besides the servers: compilers for llama.cpp, git, openssl, venv.
-BUILD_TOOLS = {"python3-venv", "cmake", "g++", "make", "git", "openssl"}
+# What the tests build and run besides the servers: compilers for llama.cpp, git, openssl, venv, sshd.
+BUILD_TOOLS = {"python3-venv", "cmake", "g++", "make", "git", "openssl", "openssh-server"}
 # The headers Ollama's Go module lacks (tests/ollama_build.py).
 OLLAMA_HEADERS = {"nlohmann-json3-dev", "libstb-dev", "libminiaudio-dev"}
 
@@ -302,8 +302,11 @@ def test_system_packages_as_root_on_a_self_hosted_runner_without_sudo(open_tmp: 
     )
     run = run_job({"env": {"STUB_LOG": str(log)}, "steps": [SYSTEM_PACKAGES]}, workspace, {}, path)
     assert run.step(SYSTEM_PACKAGES["name"]).code == 0, run.steps
-    # A minimal Debian: no venv module, git or openssl either.
-    assert apt_calls(log) == ["apt-get update -qq", "apt-get install -y -qq haproxy python3-venv git openssl"]
+    # A minimal Debian: no venv module, git, openssl or sshd either.
+    assert apt_calls(log) == [
+        "apt-get update -qq",
+        "apt-get install -y -qq haproxy python3-venv git openssl openssh-server",
+    ]
 
 
 def test_system_packages_without_root_or_sudo(open_tmp: Path) -> None:
