@@ -23,6 +23,7 @@ from .server_container import (
     ServerComponent,
     container_name,
     gpu_request,
+    host_labels,
     pulled_image,
 )
 
@@ -135,7 +136,11 @@ class OllamaServer(ServerComponent):
         if store is None:
             created = docker.Volume(
                 f"{name}-models",
-                docker.VolumeArgs(name=volume_name(placement.stack, f"{name}-models")),
+                docker.VolumeArgs(
+                    name=volume_name(placement.stack, f"{name}-models"),
+                    labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in host_labels(placement).items()]
+                    or None,
+                ),
                 opts=pulumi.ResourceOptions.merge(host_opts, pulumi.ResourceOptions(retain_on_delete=True)),
             ).name
         elif isinstance(store, ExistingVolume):

@@ -259,7 +259,8 @@ def server_container(
     engine for delete-first on every container (provider/resources.go, `docker_container`:
     `DeleteBeforeReplace: true`), and the engine lets an explicit resource option override it
     (pulumi/pulumi pkg/resource/deploy/step_generator.go: `if goal.DeleteBeforeReplace != nil`),
-    so create-first must be asked for explicitly. `alias`: the network alias, when not `name`."""
+    so create-first must be asked for explicitly. `alias`: the network alias, when not `name`.
+    Labelled with its host's endpoint (`host_labels`), so that it follows its host."""
     ports = None
     if placement.publish_ip and rolling_alias is None:
         external = external_port or spec.port
@@ -293,7 +294,8 @@ def server_container(
             destroy_grace_seconds=spec.stop_grace_s,
             labels=[
                 docker.ContainerLabelArgs(label=label, value=value)
-                for label, value in container_labels(placement.stack, name, spec.kind).items()
+                for labels in (container_labels(placement.stack, name, spec.kind), host_labels(placement))
+                for label, value in labels.items()
             ],
         ),
         opts=pulumi.ResourceOptions(
@@ -333,6 +335,9 @@ def container_healthy(
     )
 
 
+HOST_KEY = "llmfleet.docker_host"
+
+
 def host_triggers(placement: Placement) -> dict[str, str]:
     """What makes an image resource follow its server to another host: the host's endpoint.
 
@@ -343,7 +348,16 @@ def host_triggers(placement: Placement) -> dict[str, str]:
     only where the image happened to be present already. `triggers` replaces the image resource
     (pulled where it now runs) when the endpoint changes. The local engine adds no key, so the
     images of single-host stacks read as before."""
-    return {"llmfleet.docker_host": placement.endpoint} if placement.endpoint else {}
+    return {HOST_KEY: placement.endpoint} if placement.endpoint else {}
+
+
+def host_labels(placement: Placement) -> dict[str, str]:
+    """The same for containers and an Ollama models volume, as a label (the Docker provider replaces
+    either when a label changes). Moved to another host by a stack change, the gateway, the front
+    proxy, a server that is not published and a models volume have nothing else that changes, so
+    they would stay on the old host. The local engine adds none: single-host stacks read as before;
+    on a remote host, adding it replaces each container once (at the upgrade that brought it)."""
+    return {HOST_KEY: placement.endpoint} if placement.endpoint else {}
 
 
 def pulled_image(name: str, image: str, placement: Placement, parent: pulumi.Resource) -> docker.RemoteImage:

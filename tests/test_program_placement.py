@@ -95,6 +95,43 @@ def test_an_image_follows_its_server_to_another_host(tmp_path: Path, monkeypatch
                       "ollama-image": None, "gateway-image": None, "front-image": None}  # fmt: skip
 
 
+# The gateway, the front proxy and Ollama on the remote host: what is the same on every host.
+GATEWAY_REMOTE = (
+    BASE_STACK
+    + """\
+  llmfleet:hosts:
+    gpu-1: {docker: "ssh://ops@gpu-1", address: 10.0.0.11}
+  llmfleet:gateway: {host: gpu-1}
+  llmfleet:providers:
+    vllm: {host: gpu-1}
+    ollama: {host: gpu-1}
+"""
+)
+
+
+def test_what_runs_on_a_remote_host_is_labelled_with_its_host(tmp_path: Path, monkeypatch) -> None:
+    """Every container and an Ollama models volume carry their host's endpoint: moved to another
+    host, the gateway's, the front proxy's, an unpublished server's and the volume have nothing else
+    that changes, and the engine would keep them where they were (tests/test_two_hosts_real.py moves
+    the gateway). The local engine's carry none."""
+
+    def labelled(run, kind: str) -> dict[str, dict[str, str]]:
+        return {r.name: {x["label"]: x["value"] for x in r.inputs.get("labels") or []} for r in run.of_type(kind)}
+
+    key = "llmfleet.docker_host"
+    run = deploy(tmp_path, GATEWAY_REMOTE, monkeypatch)
+    containers = labelled(run, CONTAINER)
+    assert {name: labels.get(key) for name, labels in containers.items()} == {
+        "gateway-container": "ssh://ops@gpu-1", "front-container": "ssh://ops@gpu-1",
+        "vllm-container": "ssh://ops@gpu-1", "ollama-container": "ssh://ops@gpu-1",
+    }  # fmt: skip
+    assert labelled(run, "docker:index/volume:Volume")["ollama-models"] == {key: "ssh://ops@gpu-1"}
+    # On the local engine: no label, so single-host stacks read as before.
+    local = deploy(tmp_path / "local", BASE_STACK, monkeypatch)
+    assert all(key not in labels for labels in labelled(local, CONTAINER).values())
+    assert labelled(local, "docker:index/volume:Volume")["ollama-models"] == {}
+
+
 def test_external_keys_reach_the_gateway_only_as_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     run = deploy(tmp_path, BASE_STACK, monkeypatch)
     for resource in run.resources:

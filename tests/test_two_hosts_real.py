@@ -157,6 +157,25 @@ def test_two_hosts_deploy_move_and_destroy(fleet: TwoHostFleet, local: DockerEng
     out = ok(project.llmfleet("probe", "--stack", "e2e", "--backends"), "probe after the move")
     assert "every name answers" in out and "tiny-python [model]: answers" in out, out
 
+    # The gateway moved to the remote host, with the last provider: the gateway's and front proxy's
+    # containers are the same on every host, so only their host's endpoint (a label) moves them.
+    fleet.write(remote=("ollama", "native", "python", "vllm"), gateway="remote")
+    steps = project.preview_steps()
+    changed = {urn.rsplit("::", 1)[1]: op for urn, op in steps.items() if op != "same"}
+    for moved_resource in ("gateway-container", "front-container", "vllm-container"):
+        assert changed.get(moved_resource) == "replace", changed
+    started = time.monotonic()
+    ok(project.pulumi("up", "--yes", "--policy-pack", "policy"), "the gateway's move")
+    gateway_move_s = time.monotonic() - started
+    assert project.containers() == {}, project.containers()
+    assert sorted(on_remote.containers()) == ["front", "gateway", "native", "ollama", "python", "vllm"]
+    # On its new host the gateway reaches every backend by its name on that host's network.
+    assert gateway_bases(on_remote)["tiny-vllm"] == f"http://vllm:{fleet.ports[1]}/v1"
+    ok(project.pulumi("preview", "--expect-no-changes"), "a preview right after the gateway's move")
+    # Through the gateway only: the backends on the gateway's host now are on its network, unpublished.
+    out = ok(project.llmfleet("probe", "--stack", "e2e"), "probe after the gateway's move")
+    assert "every name answers" in out and "tiny-vllm [model]: answers" in out, out
+
     # Destroy: nothing of the stack is left on either engine.
     started = time.monotonic()
     ok(project.pulumi("destroy", "--yes"), "destroy")
@@ -176,7 +195,8 @@ def test_two_hosts_deploy_move_and_destroy(fleet: TwoHostFleet, local: DockerEng
     fleet.write(remote=("ollama", "native"))
     ok(project.pulumi("destroy", "--yes"), "destroy after the unreachable host")
     assert project.leftovers() == [] and on_remote.leftovers() == []
-    print(f"two hosts: first up {first_up_s:.0f} s, move {move_s:.0f} s, destroy {destroy_s:.0f} s, "
+    print(f"two hosts: first up {first_up_s:.0f} s, move {move_s:.0f} s, gateway's move {gateway_move_s:.0f} s, "
+          f"destroy {destroy_s:.0f} s, "
           f"{fleet.ssh.connections()} ssh sessions; unreachable host failed in {unreachable_s:.0f} s")  # fmt: skip
 
 

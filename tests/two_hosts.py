@@ -141,9 +141,9 @@ class TwoHostFleet:
         self.ports = [free_port() for _ in range(4)]
         self.gateway_port = free_port()
 
-    def write(self, remote: tuple[str, ...], endpoint: str | None = None) -> None:
-        """Place the providers in `remote` on the remote host, the others on the gateway's; `endpoint`:
-        the remote host's `docker:`, when not the test's sshd."""
+    def write(self, remote: tuple[str, ...], endpoint: str | None = None, gateway: str = "local") -> None:
+        """Place the providers in `remote` on the remote host, the others on the local one; `endpoint`:
+        the remote host's `docker:`, when not the test's sshd; `gateway`: the gateway's host."""
         (self.project.root / "config" / "two.yaml").write_text(CATALOG.format(ports=self.ports))
         placement = "".join(
             f"    {name}: {{host: remote}}\n" if name in remote else f"    {name}: {{publish: true}}\n"
@@ -156,7 +156,7 @@ config:
   llmfleet:hosts:
     local: {{gguf_dir: {self.local_gguf}}}
     remote: {{docker: "{endpoint or self.ssh.endpoint}", address: {self.address}, gguf_dir: {self.remote_gguf}}}
-  llmfleet:gateway: {{host: local, bind: 127.0.0.1, port: {self.gateway_port}}}
+  llmfleet:gateway: {{host: {gateway}, bind: 127.0.0.1, port: {self.gateway_port}}}
   llmfleet:providers:
 {placement}  llmfleet:images:
     ollama: {images.ollama}
