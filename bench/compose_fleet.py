@@ -237,7 +237,7 @@ def compose_file(fleet: Fleet) -> dict[str, Any]:
         if isinstance(provider, OllamaProvider) and provider.models:
             job = f"{name}-models"
             if job in fleet.catalog.providers:
-                raise ComposeError(f"provider '{job}': the name of provider '{name}''s models job")
+                raise ComposeError(f"provider '{job}': the name of the service pulling provider '{name}''s models")
             services[job] = _models_job(name, provider, service)
             ready[job] = {"condition": "service_completed_successfully"}
         for volume in service.get("volumes", []):

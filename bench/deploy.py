@@ -73,6 +73,11 @@ def compose_side(fleet: Fleet, compose: ComposeProject, rate: float) -> tuple[fl
         write_compose_file(project.root, project.stack, compose.file)
         change, load = changed_under_load(fleet, rate, compose.run, "up", "-d", "--wait")
         down = timed(compose.run, "down", "-v")
+        left = compose.run("ps", "-a", "-q").stdout.split()
+        for kind in ("network", "volume"):
+            left += project.docker.ids(kind, f"label=com.docker.compose.project={compose.name}")
+        if left:
+            raise SystemExit(f"deploy: `docker compose down -v` left {', '.join(left)}")
     finally:
         compose.run("down", "-v", "--remove-orphans")  # whatever a failed step left
     return up, change, load, down
