@@ -123,11 +123,14 @@ def _volumes(spec: ContainerSpec) -> list[dict[str, Any]]:
 
 
 def _gpus(spec: ContainerSpec) -> dict[str, Any]:
+    """The container's GPUs as the container resource asks for them: all, or device requests."""
     if spec.gpus is None:
         return {}
-    if spec.gpus.device_ids is None:
-        return {"gpus": "all"}
-    return {"gpus": [{"driver": "nvidia", "device_ids": list(spec.gpus.device_ids), "capabilities": ["gpu"]}]}
+    args = spec.gpus.container_args()
+    if "gpus" in args:
+        return {"gpus": args["gpus"]}
+    return {"gpus": [{"driver": r.driver, "device_ids": list(r.device_ids), "capabilities": list(r.capabilities)}
+                     for r in args["device_requests"]]}  # fmt: skip
 
 
 def _service(spec: ContainerSpec, image: str, aliases: list[str], publish: tuple[str, int] | None) -> dict[str, Any]:
