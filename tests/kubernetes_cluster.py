@@ -105,6 +105,7 @@ class Cluster:
     workdir: Path
     ssl_context: ssl.SSLContext
     pids: dict[str, int] = field(default_factory=dict)  # name -> pid, in start order
+    stopped: list[str] = field(default_factory=list)  # names, in the order each stopped and was waited for
 
     def client(self, timeout: float = 30.0) -> httpx.Client:
         """An httpx client to the API server as the admin (`system:masters`)."""
@@ -273,10 +274,15 @@ def _start(stack: contextlib.ExitStack, cluster: Cluster, name: str, argv: list[
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
                                 cwd=cluster.workdir)  # fmt: skip
-    stack.callback(stop_process, proc, STOP_GRACE)
+    stack.callback(_stop, cluster, name, proc)
     cluster.pids[name] = proc.pid
     (cluster.workdir / f"{name}.pid").write_text(str(proc.pid))  # for a caller whose start failed
     return proc
+
+
+def _stop(cluster: Cluster, name: str, proc: subprocess.Popen) -> None:
+    stop_process(proc, STOP_GRACE)  # SIGTERM its session, SIGKILL after the grace, then wait for it
+    cluster.stopped.append(name)
 
 
 def _wait_until(cluster: Cluster, name: str, proc: subprocess.Popen, ready: Callable[[], bool]) -> None:

@@ -77,6 +77,7 @@ def cluster(bin_dir: Path, loopback_server: int, tmp_path_factory: pytest.TempPa
         yield started
     survivors = {name: pid for name, pid in started.pids.items() if pid_alive(pid)}
     assert not survivors, f"processes left running after the cluster stopped: {survivors}"
+    assert started.stopped == ["kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"]
 
 
 def gpu_pod_spec(gpus: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
