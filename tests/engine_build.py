@@ -85,8 +85,8 @@ def ensure_built(log=sys.stderr) -> Path:
     return root / "bin"
 
 
-def _run(cmd: list[str], log_path: Path, cwd: Path, capture: bool = False) -> str:
-    env = {**os.environ, **GO_ENV}
+def _run(cmd: list[str], log_path: Path, cwd: Path, capture: bool = False, env: dict[str, str] | None = None) -> str:
+    env = {**os.environ, **GO_ENV, **(env or {})}
     with log_path.open("ab") as log_file:
         log_file.write(f"\n$ (cd {cwd} && {' '.join(cmd)})\n".encode())
         log_file.flush()
