@@ -56,6 +56,7 @@ from components.gateway import READY_PORT as GATEWAY_READY_PORT
 from components.llama_cpp import llama_server_spec
 from components.llama_cpp_python import llama_cpp_python_spec
 from components.ollama import GpuMemory, models_mount, ollama_spec
+from components.ollama_model import OllamaModelProvider
 from components.server_container import ContainerSpec
 from components.vllm import vllm_spec
 from llmfleet import (
@@ -195,7 +196,8 @@ def _models_job(name: str, provider: OllamaProvider, server: dict[str, Any]) -> 
             modelfile = f'printf "FROM %s\\n" {shlex.quote(model.gguf)} > "$f"'
             lines.append(f'f=$(mktemp); {modelfile}; ollama create {tag} -f "$f"')
         else:
-            lines.append(f"ollama pull {tag}")
+            pull = OllamaModelProvider.pull_args(model.ollama_name, model.insecure)
+            lines.append(shlex.join(["ollama", *pull]))
     gguf = [v for v in server.get("volumes", []) if v["target"] == GGUF_DIR or v["target"].startswith(f"{GGUF_DIR}/")]
     job: dict[str, Any] = {
         "image": server["image"],

@@ -25,6 +25,7 @@ request and left nothing behind.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import time
@@ -93,23 +94,26 @@ def main() -> int:
         images = ensure_images(builder)
     with running_engine() as docker, tempfile.TemporaryDirectory(prefix="llmfleet-bench-deploy-") as work:
         fleet = new_fleet(Path(work), engine_bin, docker, images)
-        project = fleet.project
-        try:
-            preview = timed(project.pulumi, "preview", "--policy-pack", "policy")
-            up = timed(project.pulumi, "up", "--yes", "--policy-pack", "policy")  # fails on a violation
-            fleet.write(second_model=True)
-            change, load = changed_under_load(
-                fleet, args.rate, project.pulumi, "up", "--yes", "--policy-pack", "policy"
-            )
-            destroy = timed(project.pulumi, "destroy", "--yes")
-        finally:
-            leftovers = project.leftovers()
-            if leftovers:
-                project.pulumi("destroy", "--yes", "--skip-preview")
-        # The secret the compose file reads from the environment, as the stack holds it for llmfleet.
-        env = compose_build.compose_env(compose_bin, {**docker.env, MASTER_KEY_ENV: MASTER_KEY})
-        compose = ComposeProject(docker_cli(), Path(work) / "compose" / "compose.yaml", f"compose-{project.stack}", env)
-        c_up, c_change, c_load, c_down = compose_side(fleet, compose, args.rate)
+        # The registry the Ollama models are pulled from runs until the compose side is done too.
+        with contextlib.closing(fleet):
+            project = fleet.project
+            try:
+                preview = timed(project.pulumi, "preview", "--policy-pack", "policy")
+                up = timed(project.pulumi, "up", "--yes", "--policy-pack", "policy")  # fails on a violation
+                fleet.write(second_model=True)
+                change, load = changed_under_load(
+                    fleet, args.rate, project.pulumi, "up", "--yes", "--policy-pack", "policy"
+                )
+                destroy = timed(project.pulumi, "destroy", "--yes")
+            finally:
+                leftovers = project.leftovers()
+                if leftovers:
+                    project.pulumi("destroy", "--yes", "--skip-preview")
+            # The secret the compose file reads from the environment, as the stack holds it for llmfleet.
+            env = compose_build.compose_env(compose_bin, {**docker.env, MASTER_KEY_ENV: MASTER_KEY})
+            compose_file = Path(work) / "compose" / "compose.yaml"
+            compose = ComposeProject(docker_cli(), compose_file, f"compose-{project.stack}", env)
+            c_up, c_change, c_load, c_down = compose_side(fleet, compose, args.rate)
     failed, sent = len(load.result.failures), load.result.sent
     for failure in load.result.failures[:5]:
         print(f"failed request: {failure}")

@@ -47,6 +47,7 @@ def _deploy_bench_fleet(tmp_path: Path, second_model: bool):
     """The deploy benchmark's project as it writes it (tests/real_deploy.py), without an engine:
     the stack and catalog only, with placeholder image tags."""
     from tests.images import FleetImages
+    from tests.ollama_registry import Registry, Store
     from tests.real_deploy import STACK, Fleet, Project
     from tests.tiny_gguf import write_tiny_gguf
 
@@ -58,7 +59,8 @@ def _deploy_bench_fleet(tmp_path: Path, second_model: bool):
         (root / directory).mkdir(parents=True, exist_ok=True)
     images = FleetImages(*(f"llmfleet-test/{name}:0" for name in ("litellm", "haproxy", "llama-server",
                                                                   "llama-cpp-python", "ollama", "vllm")))  # fmt: skip
-    fleet = Fleet(Project(root=root, engine_bin=tmp_path, docker=None), images, gguf_dir)
+    registry = Registry("http://10.201.0.1:5000", Store())  # where the tests' registry would listen
+    fleet = Fleet(Project(root=root, engine_bin=tmp_path, docker=None), images, gguf_dir, registry)
     fleet.write(second_model=second_model)
     return fleet, STACK
 
@@ -96,8 +98,11 @@ def test_the_deploy_benchmark_s_compose_file_is_valid_for_compose(tmp_path: Path
         # The models job's shell script reaches the container as written: its `$` are not Compose's
         # (`config` prints a literal `$` as `$$`, as the file must spell it).
         script = services["ollama-models"]["entrypoint"][-1].replace("$$", "$")
-        assert 'f=$(mktemp); printf "FROM %s\\n" /models/tiny.gguf > "$f"; ollama create tiny-house -f "$f"' in script
+        assert 'f=$(mktemp); printf "FROM %s\\n" /models/tiny.gguf > "$f"; ollama create Tiny-House -f "$f"' in script
+        # Pulled from the tests' registry over plain http, as the model resource pulls (`insecure: true`).
+        assert f"ollama pull --insecure {fleet.pull_ref('tiny')}\n" in script
         seen.append((gateway_config["source"], script))
     (first_config, first_models), (changed_config, changed_models) = seen
     assert first_config != changed_config
-    assert "ollama pull second:1b" in changed_models and "second:1b" not in first_models
+    second = f"ollama pull --insecure {fleet.pull_ref('second')}"
+    assert second in changed_models and second not in first_models

@@ -229,6 +229,8 @@ def test_the_test_job_caches_each_build_keyed_like_its_own_cache() -> None:
     assert "tests/llama_build.py" in llama["key"] and "llama-cpp-python-*" in llama["path"]
     ollama = caches["Cache Ollama"]  # tests/ollama_build.py: every file under tools/ollama, the Go version
     assert "tools/ollama/**" in ollama["key"] and "go1.26" in ollama["key"] and "ollama-*" in ollama["path"]
+    compose = caches["Cache Compose"]  # tests/compose_build.py: likewise
+    assert "tools/compose/**" in compose["key"] and "go1.26" in compose["key"] and "compose-*" in compose["path"]
     kubernetes = caches["Cache the Kubernetes control plane and kwok"]  # tests/kubernetes_build.py: likewise
     assert "tools/kubernetes/**" in kubernetes["key"] and "go1.26" in kubernetes["key"]
     assert "kubernetes-*" in kubernetes["path"]
