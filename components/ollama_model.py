@@ -22,6 +22,7 @@ pickled provider in a fresh interpreter started in the project directory.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -169,10 +170,30 @@ class OllamaModelProvider(ResourceProvider):
             changed.append("tag")
         return DiffResult(changes=bool(changed), replaces=changed, delete_before_replace=True)
 
+    RM_ATTEMPTS = 3
+    RM_RETRY_S = 1.0
+
     def delete(self, id_: str, props: dict[str, Any]) -> None:
+        """`ollama rm`, checked by listing again when it fails. Ollama (0.14.1) prunes the emptied
+        manifest directories as it removes a model, walking them all: another `rm` on the same server
+        at the same moment (the engine deletes a server's models in parallel, as in `destroy`) can
+        remove a directory under the walk, and the `rm` then fails ("open .../manifests/...: no such
+        file or directory") though its model may be gone already (seen with the real Ollama)."""
         try:
-            if self._digest(props) is not None:
-                self._ollama(props, ["rm", props["tag"]], 120)
+            for attempt in range(1, self.RM_ATTEMPTS + 1):
+                if self._digest(props) is None:
+                    return
+                try:
+                    self._ollama(props, ["rm", props["tag"]], 120)
+                    return
+                except ContainerDown:
+                    raise
+                except RuntimeError:
+                    if self._digest(props) is None:
+                        return  # removed; what failed was the pruning after it
+                    if attempt == self.RM_ATTEMPTS:
+                        raise
+                    time.sleep(self.RM_RETRY_S)
         except ContainerDown:
             pass  # no server to remove it through; the weights stay on the retained volume
 

@@ -84,6 +84,47 @@ def test_delete_removes_the_model_only_if_present() -> None:
     assert [c[-1] for c in gone.calls] == ["list"]
 
 
+PRUNE_RACE = "Error: open /root/.ollama/models/manifests/registry.ollama.ai: no such file or directory"
+
+
+class RacingRm(FakeDocker):
+    """`ollama rm` failing as a parallel one makes it fail while pruning (see OllamaModelProvider.delete):
+    `removed` says whether the model went before the failure; `failures` how many times it fails."""
+
+    def __init__(self, removed: bool, failures: int) -> None:
+        super().__init__()
+        self.removed, self.failures = removed, failures
+
+    def __call__(self, argv: Sequence[str], timeout: float) -> tuple[int, str, str]:
+        if argv[-2:-1] == ["rm"]:
+            self.calls.append(list(argv))
+            if self.failures:
+                self.failures -= 1
+                if self.removed:
+                    self.listing = LIST.splitlines()[0]
+                return 1, "", PRUNE_RACE
+            self.listing = LIST.splitlines()[0]
+            return 0, "deleted 'qwen2.5:0.5b'\n", ""
+        return super().__call__(argv, timeout)
+
+
+def test_an_rm_that_fails_while_pruning_is_checked_and_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(OllamaModelProvider, "RM_RETRY_S", 0.0)
+    # Removed, then failed in the pruning: listed no more, so done, not retried.
+    gone = RacingRm(removed=True, failures=1)
+    OllamaModelProvider(gone).delete("id", PROPS)
+    assert [c[-2] if c[-2] == "rm" else c[-1] for c in gone.calls] == ["list", "rm", "list"]
+    # Failed before it removed: tried again, and removed.
+    kept = RacingRm(removed=False, failures=2)
+    OllamaModelProvider(kept).delete("id", PROPS)
+    assert sum(c[-2] == "rm" for c in kept.calls) == 3 and "qwen2.5:0.5b" not in kept.listing
+    # Failing every time: the last error, as Ollama said it.
+    stuck = RacingRm(removed=False, failures=5)
+    with pytest.raises(RuntimeError, match=r"ollama rm qwen2\.5:0\.5b` in container \S+ failed .*manifests"):
+        OllamaModelProvider(stuck).delete("id", PROPS)
+    assert sum(c[-2] == "rm" for c in stuck.calls) == OllamaModelProvider.RM_ATTEMPTS
+
+
 STOPPED = "Container 3f9a1c0d2b7e is not running"
 MISSING = "No such container: llmfleet-prod-ollama"
 
