@@ -45,20 +45,20 @@ from typing import Any
 
 import yaml
 
-from components.docker_host import GGUF_DIR, gguf_mount
+from components.docker.host import GGUF_DIR, gguf_mount
+from components.docker.ollama_model import OllamaModelProvider
 from components.fleet import required_api_keys
-from components.front_proxy import CONFIG_PATH as FRONT_CONFIG_PATH
-from components.front_proxy import front_proxy_spec
-from components.gateway import CONFIG_PATH as GATEWAY_CONFIG_PATH
-from components.gateway import ENTRYPOINT_PATH, ENTRYPOINT_SOURCE, gateway_spec
-from components.gateway import PORT as GATEWAY_PORT
-from components.gateway import READY_PORT as GATEWAY_READY_PORT
-from components.llama_cpp import llama_server_spec
-from components.llama_cpp_python import llama_cpp_python_spec
-from components.ollama import GpuMemory, models_mount, ollama_spec
-from components.ollama_model import OllamaModelProvider
-from components.server_container import ContainerSpec
-from components.vllm import vllm_spec
+from components.servers.front_proxy import CONFIG_PATH as FRONT_CONFIG_PATH
+from components.servers.front_proxy import front_proxy_spec
+from components.servers.gateway import CONFIG_PATH as GATEWAY_CONFIG_PATH
+from components.servers.gateway import ENTRYPOINT_PATH, ENTRYPOINT_SOURCE, gateway_spec
+from components.servers.gateway import PORT as GATEWAY_PORT
+from components.servers.gateway import READY_PORT as GATEWAY_READY_PORT
+from components.servers.llama_cpp import llama_server_spec
+from components.servers.llama_cpp_python import llama_cpp_python_spec
+from components.servers.ollama import GpuMemory, models_mount, ollama_spec
+from components.servers.spec import ContainerSpec
+from components.servers.vllm import vllm_spec
 from llmfleet import (
     Fleet,
     LlamaCppProvider,

@@ -1,13 +1,13 @@
 """Pulumi ComponentResources for the fleet: one per server kind, the Docker host, the gateway."""
 
-from .docker_host import DockerHost, DockerHostArgs
+from .docker.host import DockerHost, DockerHostArgs
+from .docker.ollama_model import OllamaModel, OllamaModelArgs, OllamaModelProvider
 from .fleet import DeployedFleet, FleetSecrets, deploy_fleet, missing_api_keys, required_api_keys
-from .gateway import Gateway, GatewayArgs
-from .llama_cpp import LlamaCppServer, LlamaCppServerArgs
-from .llama_cpp_python import LlamaCppPythonServer, LlamaCppPythonServerArgs
-from .ollama import OllamaServer, OllamaServerArgs
-from .ollama_model import OllamaModel, OllamaModelArgs, OllamaModelProvider
-from .vllm import VllmServer, VllmServerArgs
+from .servers.gateway import Gateway, GatewayArgs
+from .servers.llama_cpp import LlamaCppServer, LlamaCppServerArgs
+from .servers.llama_cpp_python import LlamaCppPythonServer, LlamaCppPythonServerArgs
+from .servers.ollama import OllamaServer, OllamaServerArgs
+from .servers.vllm import VllmServer, VllmServerArgs
 
 __all__ = [
     "DeployedFleet",

@@ -29,16 +29,16 @@ from llmfleet._front_proxy import FrontProxySettings
 from llmfleet._gateway_settings import settings_env_names
 from llmfleet._stack import set_secret_command
 
-from .docker_host import DockerHost, DockerHostArgs
-from .front_proxy import FrontProxy, FrontProxyArgs
-from .gateway import PORT as GATEWAY_PORT
-from .gateway import READY_PORT as GATEWAY_READY_PORT
-from .gateway import Gateway, GatewayArgs
-from .llama_cpp import LlamaCppServer, LlamaCppServerArgs
-from .llama_cpp_python import LlamaCppPythonServer, LlamaCppPythonServerArgs
-from .ollama import GpuMemory, OllamaServer, OllamaServerArgs
-from .server_container import Placement
-from .vllm import VllmServer, VllmServerArgs
+from .docker.host import DockerHost, DockerHostArgs
+from .servers.front_proxy import FrontProxy, FrontProxyArgs
+from .servers.gateway import PORT as GATEWAY_PORT
+from .servers.gateway import READY_PORT as GATEWAY_READY_PORT
+from .servers.gateway import Gateway, GatewayArgs
+from .servers.llama_cpp import LlamaCppServer, LlamaCppServerArgs
+from .servers.llama_cpp_python import LlamaCppPythonServer, LlamaCppPythonServerArgs
+from .servers.ollama import GpuMemory, OllamaServer, OllamaServerArgs
+from .servers.spec import Placement
+from .servers.vllm import VllmServer, VllmServerArgs
 
 Server = OllamaServer | VllmServer | LlamaCppServer | LlamaCppPythonServer
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 
-from components.container_health import (
+from components.docker.container_health import (
     CATCH_EXIT_S,
     STATE_FORMAT,
     ContainerHealthProvider,

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 import llmfleet
-from components.gateway import gateway_spec
-from components.llama_cpp import llama_server_command, llama_server_spec
-from components.llama_cpp_python import build_triggers, llama_cpp_python_env
-from components.ollama import GpuMemory, gpu_overhead, ollama_spec
-from components.server_container import FileBind, Mount, go_duration, gpu_request
-from components.vllm import HF_CACHE, VLLM_CACHE, vllm_command, vllm_spec
+from components.servers.gateway import gateway_spec
+from components.servers.llama_cpp import llama_server_command, llama_server_spec
+from components.servers.llama_cpp_python import build_triggers, llama_cpp_python_env
+from components.servers.ollama import GpuMemory, gpu_overhead, ollama_spec
+from components.servers.spec import FileBind, Mount, go_duration, gpu_request
+from components.servers.vllm import HF_CACHE, VLLM_CACHE, vllm_command, vllm_spec
 from llmfleet._front_proxy import DRAIN_S, READY_FOR_S
 
 
@@ -173,8 +173,8 @@ def test_healthcheck_durations_are_spelled_as_the_provider_reads_them_back(secon
 
 
 def test_a_gguf_from_the_operators_directory_is_also_bound_as_a_file():
-    from components.docker_host import gguf_binds
-    from components.server_container import FileBind, Mount
+    from components.docker.host import gguf_binds
+    from components.servers.spec import FileBind, Mount
 
     host_dir = Mount("/models", host_path="/srv/gguf/", read_only=True)
     # Docker refuses a missing bind source by name, at create time: the deploy fails in seconds.

@@ -43,7 +43,7 @@ from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, Resou
 
 from llmfleet._wording import count
 
-from .docker_cli import Runner, run_docker
+from .cli import Runner, run_docker
 
 POLL_S = 1.0  # as often as the Docker provider polled for `healthy`: no slower a deploy
 LOG_LINES = 20

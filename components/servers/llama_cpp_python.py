@@ -12,8 +12,8 @@ import pulumi_docker as docker
 
 from llmfleet import BuildSpec, LlamaCppPythonProvider
 
-from .docker_host import gguf_binds
-from .server_container import (
+from ..docker.host import gguf_binds
+from .spec import (
     ContainerSpec,
     Mount,
     Placement,

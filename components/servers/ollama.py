@@ -13,9 +13,9 @@ from llmfleet import ExistingVolume, OllamaProvider, ollama_listed_name
 from llmfleet import OllamaModel as OllamaModelSpec
 from llmfleet._docker_names import volume_name
 
-from .docker_host import gguf_binds
-from .ollama_model import OllamaModel, OllamaModelArgs
-from .server_container import (
+from ..docker.host import gguf_binds
+from ..docker.ollama_model import OllamaModel, OllamaModelArgs
+from .spec import (
     ContainerSpec,
     Healthcheck,
     Mount,

@@ -32,7 +32,7 @@ from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, Resou
 
 from llmfleet import ollama_listed_name
 
-from .docker_cli import Runner, run_docker
+from .cli import Runner, run_docker
 
 # What `docker exec` prints when there is no running container to exec into (moby
 # daemon/errors.go: "No such container: %s", "Container %s is not running", "... is

@@ -8,8 +8,8 @@ import pulumi
 
 from llmfleet import LlamaCppProvider
 
-from .docker_host import gguf_binds
-from .server_container import (
+from ..docker.host import gguf_binds
+from .spec import (
     ContainerSpec,
     Healthcheck,
     Mount,

@@ -16,7 +16,7 @@ import pulumi_docker as docker
 # Names and labels come from the library: `llmfleet logs` finds the containers by the same ones.
 from llmfleet._docker_names import container_labels, container_name
 
-from .container_health import ContainerHealthArgs, ContainerHealthy
+from ..docker.container_health import ContainerHealthArgs, ContainerHealthy
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ import pulumi_docker as docker
 from llmfleet import Host
 from llmfleet._docker_names import network_name, volume_name
 
-from .docker_engine_check import DockerEngineCheck, DockerEngineCheckArgs
-from .server_container import FileBind, Mount, Placement
+from ..servers.spec import FileBind, Mount, Placement
+from .engine_check import DockerEngineCheck, DockerEngineCheckArgs
 
 GGUF_DIR = "/models"
 

@@ -8,8 +8,8 @@ import pulumi
 
 from llmfleet import VllmProvider
 
-from .docker_host import GGUF_DIR, gguf_binds
-from .server_container import (
+from ..docker.host import GGUF_DIR, gguf_binds
+from .spec import (
     ContainerSpec,
     Mount,
     Placement,

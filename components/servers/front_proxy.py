@@ -12,8 +12,8 @@ import pulumi_docker as docker
 
 from llmfleet._front_proxy import FRONT_ALIAS, FRONT_PORT, FrontProxySettings, front_proxy_config
 
-from .container_health import ContainerHealthy
-from .server_container import (
+from ..docker.container_health import ContainerHealthy
+from .spec import (
     ContainerSpec,
     Healthcheck,
     Placement,

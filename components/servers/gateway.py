@@ -16,8 +16,8 @@ import pulumi_docker as docker
 
 from llmfleet._front_proxy import DRAIN_S, GATEWAY_ALIAS, READY_FOR_S
 
-from .container_health import ContainerHealthy
-from .server_container import (
+from ..docker.container_health import ContainerHealthy
+from .spec import (
     ContainerSpec,
     Placement,
     container_healthy,

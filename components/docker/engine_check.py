@@ -21,7 +21,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider
 
-from .docker_cli import Runner, run_docker
+from .cli import Runner, run_docker
 
 MIN_API = (1, 44)
 MIN_ENGINE = "Docker Engine 25"
