@@ -29,16 +29,17 @@ from llmfleet._front_proxy import FrontProxySettings
 from llmfleet._gateway_settings import settings_env_names
 from llmfleet._stack import set_secret_command
 
+from .docker.container import Placement
+from .docker.front_proxy import FrontProxy, FrontProxyArgs
+from .docker.gateway import Gateway, GatewayArgs
 from .docker.host import DockerHost, DockerHostArgs
-from .servers.front_proxy import FrontProxy, FrontProxyArgs
+from .docker.llama_cpp import LlamaCppServer, LlamaCppServerArgs
+from .docker.llama_cpp_python import LlamaCppPythonServer, LlamaCppPythonServerArgs
+from .docker.ollama import OllamaServer, OllamaServerArgs
+from .docker.vllm import VllmServer, VllmServerArgs
 from .servers.gateway import PORT as GATEWAY_PORT
 from .servers.gateway import READY_PORT as GATEWAY_READY_PORT
-from .servers.gateway import Gateway, GatewayArgs
-from .servers.llama_cpp import LlamaCppServer, LlamaCppServerArgs
-from .servers.llama_cpp_python import LlamaCppPythonServer, LlamaCppPythonServerArgs
-from .servers.ollama import GpuMemory, OllamaServer, OllamaServerArgs
-from .servers.spec import Placement
-from .servers.vllm import VllmServer, VllmServerArgs
+from .servers.ollama import GpuMemory
 
 Server = OllamaServer | VllmServer | LlamaCppServer | LlamaCppPythonServer
 

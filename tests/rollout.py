@@ -121,7 +121,7 @@ class Gateway:
 
 def start_gateway(config: Path, address: str, port: int, workdir: Path, check_port: int | None = None) -> Gateway:
     """A LiteLLM proxy on `address:port`; returns at once, as `docker run` does. With `check_port`,
-    run as the gateway container runs it: under its entrypoint (components/gateway_entrypoint.py),
+    run as the gateway container runs it: under its entrypoint (components/servers/gateway_entrypoint.py),
     which answers readiness there and drains before LiteLLM stops."""
     from components.servers.gateway import ENTRYPOINT_SOURCE, READINESS_PATH, entrypoint_env
 

@@ -1,4 +1,4 @@
-"""The wait for a container to be healthy (components/container_health.py), called directly with a
+"""The wait for a container to be healthy (components/docker/container_health.py), called directly with a
 fake docker CLI that plays a sequence of `docker inspect` answers and a fake clock: every state a
 starting container can be in, and every way asking about it can fail."""
 

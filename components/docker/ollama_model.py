@@ -32,6 +32,7 @@ from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, Resou
 
 from llmfleet import ollama_listed_name
 
+from ..servers.ollama import ollama_pull_args
 from .cli import Runner, run_docker
 
 # What `docker exec` prints when there is no running container to exec into (moby
@@ -65,9 +66,7 @@ class OllamaModelProvider(ResourceProvider):
 
     @staticmethod
     def pull_args(tag: str, insecure: bool) -> list[str]:
-        """`ollama pull`'s arguments; --insecure: plain http to a registry of the operator's (the
-        catalog's `insecure: true`)."""
-        return ["pull", *(["--insecure"] if insecure else []), tag]
+        return ollama_pull_args(tag, insecure)
 
     @classmethod
     def create_from_gguf(cls, docker_host: str | None, container: str, tag: str, gguf: str) -> list[str]:
