@@ -3,7 +3,7 @@ beside llmfleet's `pulumi up`, to compare the two on the same services.
 
 The compose file is generated from what the Pulumi program reads (`llmfleet.load_fleet` of the
 project's stack and catalog) through the components' own builders: each server's ContainerSpec
-(`ollama_spec`, `vllm_spec`, `llama_server_spec`, `llama_cpp_python_spec`), the gateway's and the
+(`server_spec`: `ollama_spec`, `vllm_spec`, `llama_server_spec`, `llama_cpp_python_spec`), the gateway's and the
 front proxy's (`gateway_spec`, `front_proxy_spec`), the gateway's rendered LiteLLM config and its
 entrypoint, the front proxy's HAProxy config, and the commands that pull Ollama's models
 (components/servers/). This file is a third translation of those target-neutral specs beside
@@ -49,6 +49,7 @@ from typing import Any
 import yaml
 
 from components.fleet import required_api_keys
+from components.servers.fleet import server_spec
 from components.servers.front_proxy import CONFIG_PATH as FRONT_CONFIG_PATH
 from components.servers.front_proxy import front_proxy_spec
 from components.servers.gateway import CONFIG_PATH as GATEWAY_CONFIG_PATH
@@ -56,21 +57,14 @@ from components.servers.gateway import ENTRYPOINT_PATH, ENTRYPOINT_SOURCE, gatew
 from components.servers.gateway import PORT as GATEWAY_PORT
 from components.servers.gateway import READY_PORT as GATEWAY_READY_PORT
 from components.servers.gguf import GGUF_DIR, gguf_mount
-from components.servers.llama_cpp import llama_server_spec
-from components.servers.llama_cpp_python import llama_cpp_python_spec
-from components.servers.ollama import GpuMemory, models_mount, ollama_pull_args, ollama_spec
+from components.servers.ollama import ollama_pull_args
 from components.servers.spec import ContainerSpec, go_duration
-from components.servers.vllm import vllm_spec
 from llmfleet import (
     Fleet,
-    LlamaCppProvider,
-    LlamaCppPythonProvider,
     OllamaProvider,
-    VllmProvider,
     load_fleet,
     render_gateway_config,
 )
-from llmfleet._checks_gpus import shares_beside
 from llmfleet._docker_names import FRONT_PROXY, GATEWAY
 from llmfleet._front_proxy import FRONT_ALIAS, GATEWAY_ALIAS, FrontProxySettings, front_proxy_config
 
@@ -161,23 +155,14 @@ def _service(spec: ContainerSpec, image: str, aliases: list[str], publish: tuple
 
 
 def _server_spec(fleet: Fleet, name: str, provider: object) -> ContainerSpec:
-    """The provider's ContainerSpec as components/fleet.py `_server` builds it, with the Compose
-    project's volume names in place of the volumes llmfleet creates."""
-    settings = fleet.stack.hosts[fleet.stack.host_of(name)]
-    gguf = gguf_mount(settings, GGUF_VOLUME)
-    if isinstance(provider, OllamaProvider):
-        memory = (GpuMemory(settings.gpu_memory_gib, shares_beside(fleet.catalog, fleet.stack, name))
-                  if settings.gpu_memory_gib else None)  # fmt: skip
-        placed = fleet.stack.providers.get(name)
-        store = placed.ollama_models if placed else None
-        return ollama_spec(provider, models_mount(store, f"{name}-models"), gguf, memory)
-    if isinstance(provider, VllmProvider):
-        return vllm_spec(provider, HF_CACHE_VOLUME, VLLM_CACHE_VOLUME, gguf)
-    if isinstance(provider, LlamaCppProvider):
-        return llama_server_spec(provider, HF_CACHE_VOLUME, gguf)
-    if isinstance(provider, LlamaCppPythonProvider):
-        return llama_cpp_python_spec(provider, gguf)
-    raise ComposeError(f"provider '{name}': no compose service for {type(provider).__name__}")
+    """The provider's ContainerSpec as the Docker components build it, with the Compose project's
+    volume names in place of the volumes llmfleet creates."""
+    gguf = gguf_mount(fleet.stack.hosts[fleet.stack.host_of(name)], GGUF_VOLUME)
+    spec = server_spec(fleet, name, provider, hf_cache=HF_CACHE_VOLUME, vllm_cache=VLLM_CACHE_VOLUME, gguf=gguf,
+                       ollama_models=f"{name}-models")  # fmt: skip
+    if spec is None:
+        raise ComposeError(f"provider '{name}': no compose service for {type(provider).__name__}")
+    return spec
 
 
 def _image(fleet: Fleet, kind: str) -> str:

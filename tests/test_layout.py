@@ -6,6 +6,8 @@ Pulumi. Read from the source's import statements, so a new file is covered as so
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -56,7 +58,7 @@ def test_the_scan_sees_the_imports_it_looks_for() -> None:
     """A scan that found nothing would pass everything below."""
     assert "pulumi_docker" in imports("components.docker.container", MODULES["components.docker.container"])
     assert "components.servers.spec" in imports("components.docker.container", MODULES["components.docker.container"])
-    assert "components.docker.container" in imports("components.fleet", MODULES["components.fleet"])
+    assert "components.docker.fleet" in imports("components.fleet", MODULES["components.fleet"])  # in a function
 
 
 def test_only_components_docker_imports_pulumi_docker() -> None:
@@ -77,3 +79,12 @@ def test_the_library_imports_no_pulumi() -> None:
     found = {name: found for name, found in importers(("pulumi", "pulumi_docker", "components")).items()
              if found and name.startswith("llmfleet.")}  # fmt: skip
     assert found == {}
+
+
+def test_the_specs_and_the_compose_translation_load_no_target() -> None:
+    """At run time too: components/fleet.py imports a target's translation only once it deploys to
+    it, so what needs only the specs loads no pulumi_docker."""
+    code = ("import sys, components, components.servers.fleet, bench.compose_fleet; "
+            "print(sorted(m for m in ('pulumi_docker', 'components.docker') if m in sys.modules))")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=PROJECT)
+    assert (done.returncode, done.stdout.strip()) == (0, "[]"), done.stderr
