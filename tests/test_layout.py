@@ -1,4 +1,4 @@
-"""The folder layout holds what it says (README, "Architecture"): what each server runs is derived
+"""The folder layout holds what it says (README, "Layout"): what each server runs is derived
 in components/servers/, which imports no target; only components/docker/ imports pulumi-docker; the
 compose bench translates the same specs without the Docker target's code; llmfleet/ imports no
 Pulumi. Read from the source's import statements, so a new file is covered as soon as it exists."""
