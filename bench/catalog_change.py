@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from components.server_container import STOP_GRACE_S
+from components.servers.spec import STOP_GRACE_S
 from tests.rollout import LoadResult, restart_in_place, roll
 
 

@@ -3,11 +3,14 @@ beside llmfleet's `pulumi up`, to compare the two on the same services.
 
 The compose file is generated from what the Pulumi program reads (`llmfleet.load_fleet` of the
 project's stack and catalog) through the components' own builders: each server's ContainerSpec
-(`ollama_spec`, `vllm_spec`, `llama_server_spec`, `llama_cpp_python_spec`), the gateway's and the
+(`server_spec`: `ollama_spec`, `vllm_spec`, `llama_server_spec`, `llama_cpp_python_spec`), the gateway's and the
 front proxy's (`gateway_spec`, `front_proxy_spec`), the gateway's rendered LiteLLM config and its
-entrypoint, the front proxy's HAProxy config, and the pulumi-docker arguments each spec turns into
-(`Healthcheck.args`, `Mount.args`, `FileBind.args`). Nothing is copied by hand, so the two deploys
-cannot drift apart; what has no Compose form is refused (`ComposeError`).
+entrypoint, the front proxy's HAProxy config, and the commands that pull Ollama's models
+(components/servers/). This file is a third translation of those target-neutral specs beside
+components/docker/ (pulumi-docker) and imports no target's; each spec field is written as
+components/docker/container.py gives it to the container resource (Go durations, device requests).
+Nothing else is copied by hand, so the two deploys cannot drift apart; what has no Compose form is
+refused (`ComposeError`).
 
 How each piece maps:
 - a local provider: a service named after it (its DNS name on the network, which the gateway's
@@ -45,30 +48,23 @@ from typing import Any
 
 import yaml
 
-from components.docker_host import GGUF_DIR, gguf_mount
 from components.fleet import required_api_keys
-from components.front_proxy import CONFIG_PATH as FRONT_CONFIG_PATH
-from components.front_proxy import front_proxy_spec
-from components.gateway import CONFIG_PATH as GATEWAY_CONFIG_PATH
-from components.gateway import ENTRYPOINT_PATH, ENTRYPOINT_SOURCE, gateway_spec
-from components.gateway import PORT as GATEWAY_PORT
-from components.gateway import READY_PORT as GATEWAY_READY_PORT
-from components.llama_cpp import llama_server_spec
-from components.llama_cpp_python import llama_cpp_python_spec
-from components.ollama import GpuMemory, models_mount, ollama_spec
-from components.ollama_model import OllamaModelProvider
-from components.server_container import ContainerSpec
-from components.vllm import vllm_spec
+from components.servers.fleet import server_spec
+from components.servers.front_proxy import CONFIG_PATH as FRONT_CONFIG_PATH
+from components.servers.front_proxy import front_proxy_spec
+from components.servers.gateway import CONFIG_PATH as GATEWAY_CONFIG_PATH
+from components.servers.gateway import ENTRYPOINT_PATH, ENTRYPOINT_SOURCE, gateway_spec
+from components.servers.gateway import PORT as GATEWAY_PORT
+from components.servers.gateway import READY_PORT as GATEWAY_READY_PORT
+from components.servers.gguf import GGUF_DIR, gguf_mount
+from components.servers.ollama import ollama_pull_args
+from components.servers.spec import ContainerSpec, go_duration
 from llmfleet import (
     Fleet,
-    LlamaCppProvider,
-    LlamaCppPythonProvider,
     OllamaProvider,
-    VllmProvider,
     load_fleet,
     render_gateway_config,
 )
-from llmfleet._checks_gpus import shares_beside
 from llmfleet._docker_names import FRONT_PROXY, GATEWAY
 from llmfleet._front_proxy import FRONT_ALIAS, GATEWAY_ALIAS, FrontProxySettings, front_proxy_config
 
@@ -99,26 +95,27 @@ def _from_env(name: str) -> str:
 
 
 def _healthcheck(spec: ContainerSpec) -> dict[str, Any]:
-    assert spec.healthcheck is not None
-    args = spec.healthcheck.args()  # what the container resource is given, durations as Go prints them
-    return {"test": list(args.tests), "interval": args.interval, "timeout": args.timeout, "retries": args.retries,
-            "start_period": args.start_period, "start_interval": args.start_interval}  # fmt: skip
+    check = spec.healthcheck
+    assert check is not None
+    # Durations as Go prints them, as the container resource is given them.
+    return {"test": list(check.tests), "interval": go_duration(check.interval_s),
+            "timeout": go_duration(check.timeout_s), "retries": check.retries,
+            "start_period": go_duration(check.start_period_s),
+            "start_interval": go_duration(check.start_interval_s)}  # fmt: skip
 
 
 def _volumes(spec: ContainerSpec) -> list[dict[str, Any]]:
     found = []
     for mount in spec.mounts:
-        args = mount.args()
-        if args.volume_name is not None:
-            found.append({"type": "volume", "source": args.volume_name, "target": args.container_path})
+        if mount.volume is not None:
+            found.append({"type": "volume", "source": mount.volume, "target": mount.container_path})
         else:  # a host directory as `-v` mounts it: Docker creates it when missing
-            found.append({"type": "bind", "source": args.host_path, "target": args.container_path,
+            found.append({"type": "bind", "source": mount.host_path, "target": mount.container_path,
                           "bind": {"create_host_path": True}})  # fmt: skip
-        if args.read_only:
+        if mount.read_only:
             found[-1]["read_only"] = True
-    for bind in spec.binds:  # `--mount type=bind`: Docker refuses a missing source, naming it
-        args = bind.args()
-        found.append({"type": "bind", "source": args.source, "target": args.target, "read_only": bool(args.read_only),
+    for bind in spec.binds:  # `--mount type=bind`, read-only: Docker refuses a missing source, naming it
+        found.append({"type": "bind", "source": bind.source, "target": bind.target, "read_only": True,
                       "bind": {"create_host_path": False}})  # fmt: skip
     return found
 
@@ -127,15 +124,14 @@ def _gpus(spec: ContainerSpec) -> dict[str, Any]:
     """The container's GPUs as the container resource asks for them: all, or device requests."""
     if spec.gpus is None:
         return {}
-    args = spec.gpus.container_args()
-    if "gpus" in args:
-        return {"gpus": args["gpus"]}
-    return {"gpus": [{"driver": r.driver, "device_ids": list(r.device_ids), "capabilities": list(r.capabilities)}
-                     for r in args["device_requests"]]}  # fmt: skip
+    if spec.gpus.device_ids is None:
+        return {"gpus": "all"}
+    # Listed devices as a device request with the nvidia driver (components/docker/container.py `gpu_args`).
+    return {"gpus": [{"driver": "nvidia", "device_ids": list(spec.gpus.device_ids), "capabilities": ["gpu"]}]}
 
 
 def _service(spec: ContainerSpec, image: str, aliases: list[str], publish: tuple[str, int] | None) -> dict[str, Any]:
-    """One container as `server_container` creates it (components/server_container.py)."""
+    """One container as `server_container` creates it (components/docker/container.py)."""
     service: dict[str, Any] = {"image": image}
     if spec.entrypoint:
         service["entrypoint"] = list(spec.entrypoint)
@@ -159,23 +155,14 @@ def _service(spec: ContainerSpec, image: str, aliases: list[str], publish: tuple
 
 
 def _server_spec(fleet: Fleet, name: str, provider: object) -> ContainerSpec:
-    """The provider's ContainerSpec as components/fleet.py `_server` builds it, with the Compose
-    project's volume names in place of the volumes llmfleet creates."""
-    settings = fleet.stack.hosts[fleet.stack.host_of(name)]
-    gguf = gguf_mount(settings, GGUF_VOLUME)
-    if isinstance(provider, OllamaProvider):
-        memory = (GpuMemory(settings.gpu_memory_gib, shares_beside(fleet.catalog, fleet.stack, name))
-                  if settings.gpu_memory_gib else None)  # fmt: skip
-        placed = fleet.stack.providers.get(name)
-        store = placed.ollama_models if placed else None
-        return ollama_spec(provider, models_mount(store, f"{name}-models"), gguf, memory)
-    if isinstance(provider, VllmProvider):
-        return vllm_spec(provider, HF_CACHE_VOLUME, VLLM_CACHE_VOLUME, gguf)
-    if isinstance(provider, LlamaCppProvider):
-        return llama_server_spec(provider, HF_CACHE_VOLUME, gguf)
-    if isinstance(provider, LlamaCppPythonProvider):
-        return llama_cpp_python_spec(provider, gguf)
-    raise ComposeError(f"provider '{name}': no compose service for {type(provider).__name__}")
+    """The provider's ContainerSpec as the Docker components build it, with the Compose project's
+    volume names in place of the volumes llmfleet creates."""
+    gguf = gguf_mount(fleet.stack.hosts[fleet.stack.host_of(name)], GGUF_VOLUME)
+    spec = server_spec(fleet, name, provider, hf_cache=HF_CACHE_VOLUME, vllm_cache=VLLM_CACHE_VOLUME, gguf=gguf,
+                       ollama_models=f"{name}-models")  # fmt: skip
+    if spec is None:
+        raise ComposeError(f"provider '{name}': no compose service for {type(provider).__name__}")
+    return spec
 
 
 def _image(fleet: Fleet, kind: str) -> str:
@@ -196,7 +183,7 @@ def _models_job(name: str, provider: OllamaProvider, server: dict[str, Any]) -> 
             modelfile = f'printf "FROM %s\\n" {shlex.quote(model.gguf)} > "$f"'
             lines.append(f'f=$(mktemp); {modelfile}; ollama create {tag} -f "$f"')
         else:
-            pull = OllamaModelProvider.pull_args(model.ollama_name, model.insecure)
+            pull = ollama_pull_args(model.ollama_name, model.insecure)
             lines.append(shlex.join(["ollama", *pull]))
     gguf = [v for v in server.get("volumes", []) if v["target"] == GGUF_DIR or v["target"].startswith(f"{GGUF_DIR}/")]
     job: dict[str, Any] = {

@@ -1,33 +1,9 @@
-"""Pulumi ComponentResources for the fleet: one per server kind, the Docker host, the gateway."""
+"""Pulumi components for the fleet. What each server runs is derived once, whatever the target, in
+components/servers/; components/docker/ translates it into pulumi-docker resources (one component
+per server kind, the Docker host, the gateway, the front proxy); components/fleet.py checks the
+stack's secrets and hands the fleet to its target. Importing this package loads no target: the
+Docker classes are exported by components.docker."""
 
-from .docker_host import DockerHost, DockerHostArgs
-from .fleet import DeployedFleet, FleetSecrets, deploy_fleet, missing_api_keys, required_api_keys
-from .gateway import Gateway, GatewayArgs
-from .llama_cpp import LlamaCppServer, LlamaCppServerArgs
-from .llama_cpp_python import LlamaCppPythonServer, LlamaCppPythonServerArgs
-from .ollama import OllamaServer, OllamaServerArgs
-from .ollama_model import OllamaModel, OllamaModelArgs, OllamaModelProvider
-from .vllm import VllmServer, VllmServerArgs
+from .fleet import FleetSecrets, deploy_fleet, missing_api_keys, required_api_keys
 
-__all__ = [
-    "DeployedFleet",
-    "DockerHost",
-    "DockerHostArgs",
-    "FleetSecrets",
-    "Gateway",
-    "GatewayArgs",
-    "LlamaCppPythonServer",
-    "LlamaCppPythonServerArgs",
-    "LlamaCppServer",
-    "LlamaCppServerArgs",
-    "OllamaModel",
-    "OllamaModelArgs",
-    "OllamaModelProvider",
-    "OllamaServer",
-    "OllamaServerArgs",
-    "VllmServer",
-    "VllmServerArgs",
-    "deploy_fleet",
-    "missing_api_keys",
-    "required_api_keys",
-]
+__all__ = ["FleetSecrets", "deploy_fleet", "missing_api_keys", "required_api_keys"]

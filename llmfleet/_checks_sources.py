@@ -18,7 +18,7 @@ from ._catalog import (
 from ._checks_context import CheckContext
 from ._errors import KeyPath
 
-# Where every server container sees the host's gguf_dir (components/docker_host.py mounts it).
+# Where every server container sees the host's gguf_dir (components/servers/gguf.py mounts it).
 GGUF_DIR = "/models"
 
 # Ollama's own API host: it serves its cloud models by their names without the `-cloud` suffix.

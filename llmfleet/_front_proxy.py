@@ -11,7 +11,7 @@ SIGTERM) is retried on another gateway: safe for a POST, whose request was never
 The timings, and why (HAProxy 2.6 and 3.0 configuration manuals, sections 5.2 and 5.3.2):
 - `hold valid 1s` and `timeout resolve 1s`: a new gateway is in the server list within a second
   of its container starting, long before LiteLLM listens (several seconds).
-- The checks ask each gateway's entrypoint (`check port`, components/gateway_entrypoint.py), not
+- The checks ask each gateway's entrypoint (`check port`, components/servers/gateway_entrypoint.py), not
   LiteLLM: it answers from LiteLLM's first readiness and a TCP connect, so a gateway slow to
   answer because it is busy is not taken out (with every core busy LiteLLM's own readiness took
   8 to 10 s, and both gateways went DOWN at once: 503 "No server is available"); and it turns
@@ -20,7 +20,7 @@ The timings, and why (HAProxy 2.6 and 3.0 configuration manuals, sections 5.2 an
   its checks while LiteLLM starts (503 from the entrypoint), and is marked UP by the first
   passing check, at most 250 ms after it is ready; a stopping one is out within 1.25 s.
 - The gateway container only reports healthy after its readiness has answered for READY_FOR_S
-  (see components/server_container.py `readiness_probe`), so by the time Pulumi deletes the old
+  (see components/servers/spec.py `readiness_probe`), so by the time Pulumi deletes the old
   gateway HAProxy has already marked the new one UP: the race between Docker's health check and
   HAProxy's is closed by ordering, not by luck.
 - The old gateway then drains (DRAIN_S, then until no connection to LiteLLM is open) before

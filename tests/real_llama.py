@@ -16,9 +16,9 @@ from pathlib import Path
 
 import httpx
 
-from components.docker_host import GGUF_DIR
-from components.llama_cpp import llama_server_command, llama_server_env
-from components.llama_cpp_python import llama_cpp_python_env
+from components.servers.gguf import GGUF_DIR
+from components.servers.llama_cpp import llama_server_command, llama_server_env
+from components.servers.llama_cpp_python import llama_cpp_python_env
 from llmfleet import LlamaCppProvider, LlamaCppPythonProvider
 
 from .litellm_proxy import stop_process

@@ -114,16 +114,16 @@ class Gateway:
 
     @property
     def readiness_url(self) -> str:
-        from components.gateway import READINESS_PATH
+        from components.servers.gateway import READINESS_PATH
 
         return f"http://{self.address}:{self.check_port or self.port}{READINESS_PATH}"
 
 
 def start_gateway(config: Path, address: str, port: int, workdir: Path, check_port: int | None = None) -> Gateway:
     """A LiteLLM proxy on `address:port`; returns at once, as `docker run` does. With `check_port`,
-    run as the gateway container runs it: under its entrypoint (components/gateway_entrypoint.py),
+    run as the gateway container runs it: under its entrypoint (components/servers/gateway_entrypoint.py),
     which answers readiness there and drains before LiteLLM stops."""
-    from components.gateway import ENTRYPOINT_SOURCE, READINESS_PATH, entrypoint_env
+    from components.servers.gateway import ENTRYPOINT_SOURCE, READINESS_PATH, entrypoint_env
 
     log = workdir / f"litellm-{address}-{time.monotonic_ns()}.log"
     argv = [LITELLM, "--config", str(config), "--host", address, "--port", str(port)]
@@ -271,7 +271,7 @@ def gateway_config(workdir: Path) -> Iterator[Path]:
 
 
 def readiness_check(gateway: Gateway) -> list[str]:
-    from components.server_container import readiness_probe
+    from components.servers.spec import readiness_probe
     from llmfleet._front_proxy import READY_FOR_S
 
     return python_check(readiness_probe(gateway.readiness_url, READY_FOR_S))
@@ -340,8 +340,8 @@ def roll(
 def restart_in_place(workdir: Path, restarts: int, rate: float) -> LoadResult:
     """The baseline, as `pulumi up` did before: one gateway with a fixed name and published port,
     deleted first (stopped with a 0-second grace), then created again at the same address."""
-    from components.gateway import LIVENESS_PATH
-    from components.server_container import http_probe
+    from components.servers.gateway import LIVENESS_PATH
+    from components.servers.spec import http_probe
 
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port_on(GATEWAY_ADDRESSES[0])

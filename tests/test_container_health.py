@@ -1,4 +1,4 @@
-"""The wait for a container to be healthy (components/container_health.py), called directly with a
+"""The wait for a container to be healthy (components/docker/container_health.py), called directly with a
 fake docker CLI that plays a sequence of `docker inspect` answers and a fake clock: every state a
 starting container can be in, and every way asking about it can fail."""
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 
-from components.container_health import (
+from components.docker.container_health import (
     CATCH_EXIT_S,
     STATE_FORMAT,
     ContainerHealthProvider,

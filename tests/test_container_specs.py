@@ -7,12 +7,14 @@ from pathlib import Path
 import pytest
 
 import llmfleet
-from components.gateway import gateway_spec
-from components.llama_cpp import llama_server_command, llama_server_spec
-from components.llama_cpp_python import build_triggers, llama_cpp_python_env
-from components.ollama import GpuMemory, gpu_overhead, ollama_spec
-from components.server_container import FileBind, Mount, go_duration, gpu_request
-from components.vllm import HF_CACHE, VLLM_CACHE, vllm_command, vllm_spec
+from components.docker.container import bind_args, gpu_args
+from components.docker.llama_cpp_python import build_triggers
+from components.servers.gateway import gateway_spec
+from components.servers.llama_cpp import llama_server_command, llama_server_spec
+from components.servers.llama_cpp_python import llama_cpp_python_env
+from components.servers.ollama import GpuMemory, gpu_overhead, ollama_spec
+from components.servers.spec import FileBind, Mount, go_duration, gpu_request
+from components.servers.vllm import HF_CACHE, VLLM_CACHE, vllm_command, vllm_spec
 from llmfleet._front_proxy import DRAIN_S, READY_FOR_S
 
 
@@ -125,10 +127,10 @@ def test_without_a_budget_a_gpu_and_the_hosts_gpu_memory_ollama_is_told_nothing(
 
 def test_gpu_request_shapes() -> None:
     assert gpu_request(None) is None
-    assert gpu_request("all").container_args() == {"gpus": "all"}
+    assert gpu_args(gpu_request("all")) == {"gpus": "all"}
     assert gpu_request("all").visible_devices == "all"
     # A list is a device request, never gpus="device=0,2" (docker/cli would read "2" as a count).
-    [request] = gpu_request([0, 2]).container_args()["device_requests"]
+    [request] = gpu_args(gpu_request([0, 2]))["device_requests"]
     assert (request.driver, request.device_ids, request.capabilities) == ("nvidia", ["0", "2"], ["gpu"])
     assert gpu_request([0, 2]).visible_devices == "0,2"
     assert gpu_request([1, 1]).device_ids == ("1",)
@@ -137,7 +139,7 @@ def test_gpu_request_shapes() -> None:
 def test_gateway_is_healthy_once_ready_for_long_enough_never_through_health() -> None:
     # /health would send a completion to every backend; readiness answers 503 while shutting down.
     spec = gateway_spec()
-    # LiteLLM runs under the entrypoint that drains it before it stops (components/gateway_entrypoint.py).
+    # LiteLLM runs under the entrypoint that drains it before it stops (components/servers/gateway_entrypoint.py).
     assert spec.entrypoint == ["python3", "/app/llmfleet_gateway_entrypoint.py"]
     assert spec.command == ["litellm", "--config", "/app/config.yaml", "--port", "4000"]
     # Starts with no network; re-resolves backends each second (a replaced backend has a new address).
@@ -173,13 +175,13 @@ def test_healthcheck_durations_are_spelled_as_the_provider_reads_them_back(secon
 
 
 def test_a_gguf_from_the_operators_directory_is_also_bound_as_a_file():
-    from components.docker_host import gguf_binds
-    from components.server_container import FileBind, Mount
+    from components.servers.gguf import gguf_binds
+    from components.servers.spec import FileBind, Mount
 
     host_dir = Mount("/models", host_path="/srv/gguf/", read_only=True)
     # Docker refuses a missing bind source by name, at create time: the deploy fails in seconds.
     assert gguf_binds(host_dir, "/models/qwen/q4.gguf") == [FileBind("/srv/gguf/qwen/q4.gguf", "/models/qwen/q4.gguf")]
-    assert gguf_binds(host_dir, "/models/qwen/q4.gguf")[0].args().type == "bind"
+    assert bind_args(gguf_binds(host_dir, "/models/qwen/q4.gguf")[0]).type == "bind"
     # Nothing to bind: a named volume, a Hugging Face download, a path outside /models.
     assert gguf_binds(Mount("/models", volume="llmfleet-dev-gguf", read_only=True), "/models/q4.gguf") == []
     assert gguf_binds(host_dir, None) == []

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from components.docker_engine_check import DockerEngineCheckProvider
+from components.docker.engine_check import DockerEngineCheckProvider
 
 PROPS = {"host": "gpu-1", "docker_host": "ssh://ops@gpu-1", "version": None, "api_version": None}
 

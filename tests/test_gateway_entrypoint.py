@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from components.gateway import ENTRYPOINT_SOURCE
-from components.gateway_entrypoint import open_connections
+from components.servers.gateway import ENTRYPOINT_SOURCE
+from components.servers.gateway_entrypoint import open_connections
 
 from .litellm_proxy import free_port, stop_process
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from components.server_container import STOP_GRACE_S
+from components.servers.spec import STOP_GRACE_S
 from llmfleet._cli import main
 from llmfleet._front_proxy import FrontProxySettings, front_proxy_config
 

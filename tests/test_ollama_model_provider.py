@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 
-from components.ollama_model import OllamaModelProvider
+from components.docker.ollama_model import OllamaModelProvider
 
 from .pulumi_program import PROJECT
 
@@ -301,7 +301,7 @@ def test_insecure_and_a_spelled_out_latest_pull_nothing_again() -> None:
 def test_a_model_resource_is_named_by_the_model_ollama_lists() -> None:
     """Renaming a gateway name keeps the resource (and so the model) when its source stays; a stack
     deployed when resources were named by the gateway name moves them over by an alias."""
-    from components.ollama import model_resource_aliases, model_resource_name
+    from components.docker.ollama import model_resource_aliases, model_resource_name
     from llmfleet import OllamaModel
 
     pulled = OllamaModel(name="tiny-chat", pull=REGISTRY_TAG, insecure=True)

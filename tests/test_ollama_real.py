@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 import llmfleet
-from components.ollama_model import OllamaModelProvider
+from components.docker.ollama_model import OllamaModelProvider
 from llmfleet._cli import main
 from llmfleet._drift import check_backend
 from llmfleet._http import Limits

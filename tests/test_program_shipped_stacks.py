@@ -6,8 +6,8 @@ import pytest
 import yaml
 
 import llmfleet
-from components.gateway import ENTRYPOINT_SOURCE
-from components.server_container import STOP_GRACE_S
+from components.servers.gateway import ENTRYPOINT_SOURCE
+from components.servers.spec import STOP_GRACE_S
 from llmfleet._front_proxy import FRONT_ALIAS, GATEWAY_ALIAS, FrontProxySettings, front_proxy_config
 
 from .pulumi_program import PROJECT, Run, plain_strings, resolve, run_program

@@ -1,6 +1,6 @@
 """A server that crashes at start fails `pulumi up` within about a minute, saying why; one that is
 only slow to load is waited for. The real Pulumi engine and Docker provider, the tests' own dockerd
-(as tests/test_real_deploy.py), the health wait of components/container_health.py:
+(as tests/test_real_deploy.py), the health wait of components/docker/container_health.py:
 
 - vLLM given an option it does not know through the catalog's `args`: the stand-in refuses it as
   vLLM's argparse does (exit 2, "vllm: error: unrecognized arguments: ...");

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pulumi
 
 from llmfleet import LlamaCppProvider
 
-from .docker_host import gguf_binds
-from .server_container import (
-    ContainerSpec,
-    Healthcheck,
-    Mount,
-    Placement,
-    ServerComponent,
-    gpu_request,
-    pulled_image,
-    secret_env,
-)
+from .gguf import gguf_binds
+from .spec import ContainerSpec, Healthcheck, Mount, gpu_request
 from .vllm import HF_CACHE
 
 
@@ -62,23 +51,3 @@ def llama_server_spec(p: LlamaCppProvider, hf_cache: pulumi.Input[str], gguf: Mo
         binds=gguf_binds(gguf, p.gguf),
         gpus=gpu_request(p.gpus),
     )
-
-
-@dataclass
-class LlamaCppServerArgs:
-    provider: LlamaCppProvider
-    image: str
-    placement: Placement
-    hf_cache: pulumi.Input[str]
-    gguf: Mount
-    hf_token: pulumi.Input[str] | None = None
-
-
-class LlamaCppServer(ServerComponent):
-    def __init__(self, name: str, args: LlamaCppServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("llmfleet:index:LlamaCppServer", name, {}, opts)
-        image = pulled_image(name, args.image, args.placement, self)
-        spec = llama_server_spec(args.provider, args.hf_cache, args.gguf)
-        token = secret_env({"HF_TOKEN": args.hf_token})
-        self._serve(name, spec, image.image_id, args.placement, args.provider.served_names, extra_env=token)
-        self._register()

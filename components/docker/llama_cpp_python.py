@@ -1,5 +1,5 @@
-"""The llama-cpp-python server. Its official image is CPU-only, so for a GPU the stack builds
-docker/llama-cpp-python-cuda on the target host (no registry needed), or names its own image."""
+"""llama-cpp-python on Docker: its image pulled, or built on the target host from the stack's build
+context (docker/llama-cpp-python-cuda), and its container (components/servers/llama_cpp_python.py)."""
 
 from __future__ import annotations
 
@@ -12,54 +12,9 @@ import pulumi_docker as docker
 
 from llmfleet import BuildSpec, LlamaCppPythonProvider
 
-from .docker_host import gguf_binds
-from .server_container import (
-    ContainerSpec,
-    Mount,
-    Placement,
-    ServerComponent,
-    create_timeout,
-    gpu_request,
-    host_triggers,
-    pulled_image,
-    python_http_check,
-)
-
-
-def n_gpu_layers(p: LlamaCppPythonProvider) -> int:
-    # The server's own default is 0 (all on CPU): with a GPU, offload every layer (-1).
-    if p.gpu_layers is not None:
-        return p.gpu_layers
-    return -1 if p.gpus is not None else 0
-
-
-def llama_cpp_python_env(p: LlamaCppPythonProvider) -> dict[str, str]:
-    # The catalog's own settings first, llmfleet's over them (validate refuses any overlap).
-    env = {
-        **p.env,
-        "MODEL": p.gguf,
-        "MODEL_ALIAS": p.alias,  # the id /v1/models reports
-        "N_GPU_LAYERS": str(n_gpu_layers(p)),
-        "HOST": "0.0.0.0",
-        "PORT": str(p.listen_port),
-    }
-    if p.context_length:
-        env["N_CTX"] = str(p.context_length)
-    return env
-
-
-def llama_cpp_python_spec(p: LlamaCppPythonProvider, gguf: Mount) -> ContainerSpec:
-    return ContainerSpec(
-        kind="llama_cpp_python",
-        port=p.listen_port,
-        env=llama_cpp_python_env(p),
-        # No /health endpoint: readiness is /v1/models answering.
-        healthcheck=python_http_check(f"http://127.0.0.1:{p.listen_port}/v1/models", start_period_s=600),
-        wait_timeout_s=600,
-        mounts=[gguf],
-        binds=gguf_binds(gguf, p.gguf),
-        gpus=gpu_request(p.gpus),
-    )
+from ..servers.llama_cpp_python import llama_cpp_python_spec
+from ..servers.spec import Mount
+from .container import Placement, ServerComponent, create_timeout, host_triggers, pulled_image
 
 
 def build_triggers(context: Path) -> dict[str, str]:

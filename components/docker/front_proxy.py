@@ -1,7 +1,5 @@
-"""The front proxy: HAProxy holding the stack's gateway address (bind:port), in front of however
-many gateway containers exist. Its config changes only with `llmfleet:gateway`, never with the
-catalog, so a catalog change never touches it; replacing it (a new image, a new port) is a short
-outage, the one the gateways' create-first replacement avoids."""
+"""The front proxy on Docker: HAProxy's container (components/servers/front_proxy.py) with its config
+uploaded, publishing the stack's gateway address."""
 
 from __future__ import annotations
 
@@ -10,29 +8,11 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from llmfleet._front_proxy import FRONT_ALIAS, FRONT_PORT, FrontProxySettings, front_proxy_config
+from llmfleet._front_proxy import FRONT_ALIAS, FrontProxySettings, front_proxy_config
 
+from ..servers.front_proxy import CONFIG_PATH, front_proxy_spec
+from .container import Placement, container_healthy, pulled_image, server_container
 from .container_health import ContainerHealthy
-from .server_container import (
-    ContainerSpec,
-    Healthcheck,
-    Placement,
-    container_healthy,
-    pulled_image,
-    server_container,
-)
-
-CONFIG_PATH = "/usr/local/etc/haproxy/haproxy.cfg"  # where the official image's CMD reads it
-
-
-def front_proxy_spec() -> ContainerSpec:
-    return ContainerSpec(
-        kind="haproxy",
-        port=FRONT_PORT,
-        # The official image is Debian with bash but no curl: healthy once HAProxy accepts.
-        healthcheck=Healthcheck(["CMD", "bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{FRONT_PORT}"], start_period_s=10),
-        wait_timeout_s=120,
-    )
 
 
 @dataclass

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pulumi
 
 from llmfleet import VllmProvider
 
-from .docker_host import GGUF_DIR, gguf_binds
-from .server_container import (
-    ContainerSpec,
-    Mount,
-    Placement,
-    ServerComponent,
-    gpu_request,
-    pulled_image,
-    python_http_check,
-    secret_env,
-)
+from .gguf import GGUF_DIR, gguf_binds
+from .spec import ContainerSpec, Mount, gpu_request, python_http_check
 
 HF_CACHE = "/root/.cache/huggingface"
 VLLM_CACHE = "/root/.cache/vllm"  # torch.compile and CUDA graph caches: minutes saved per restart
@@ -62,24 +51,3 @@ def vllm_spec(
         gpus=gpu_request(p.gpus),
         ipc_host=True,  # tensor-parallel workers share memory through /dev/shm
     )
-
-
-@dataclass
-class VllmServerArgs:
-    provider: VllmProvider
-    image: str
-    placement: Placement
-    hf_cache: pulumi.Input[str]
-    vllm_cache: pulumi.Input[str]
-    hf_token: pulumi.Input[str] | None = None
-    gguf: Mount | None = None  # the host's GGUF directory, for a model served from a path under /models
-
-
-class VllmServer(ServerComponent):
-    def __init__(self, name: str, args: VllmServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("llmfleet:index:VllmServer", name, {}, opts)
-        image = pulled_image(name, args.image, args.placement, self)
-        spec = vllm_spec(args.provider, args.hf_cache, args.vllm_cache, args.gguf)
-        token = secret_env({"HF_TOKEN": args.hf_token})
-        self._serve(name, spec, image.image_id, args.placement, args.provider.served_names, extra_env=token)
-        self._register()

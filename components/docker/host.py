@@ -11,27 +11,10 @@ import pulumi_docker as docker
 from llmfleet import Host
 from llmfleet._docker_names import network_name, volume_name
 
-from .docker_engine_check import DockerEngineCheck, DockerEngineCheckArgs
-from .server_container import FileBind, Mount, Placement
-
-GGUF_DIR = "/models"
-
-
-def gguf_mount(host: Host, volume: pulumi.Input[str] | None) -> Mount:
-    """The operator's GGUF directory when the stack names one, else a named volume; read-only."""
-    if host.gguf_dir:
-        return Mount(GGUF_DIR, host_path=host.gguf_dir, read_only=True)
-    return Mount(GGUF_DIR, volume=volume, read_only=True)
-
-
-def gguf_binds(mount: Mount, gguf: str | None) -> list[FileBind]:
-    """The model file itself, bound over its place in the GGUF directory, when that directory is
-    the operator's (`gguf_dir`): Docker then refuses to start a server whose file is not on the
-    host, naming the file, at once. A file in a named volume cannot be checked that way."""
-    if not gguf or not mount.host_path or not gguf.startswith(f"{GGUF_DIR}/"):
-        return []
-    relative = gguf.removeprefix(f"{GGUF_DIR}/")
-    return [FileBind(source=f"{mount.host_path.rstrip('/')}/{relative}", target=gguf)]
+from ..servers.gguf import gguf_mount
+from ..servers.spec import Mount
+from .container import Placement
+from .engine_check import DockerEngineCheck, DockerEngineCheckArgs
 
 
 @dataclass
