@@ -118,7 +118,9 @@ def ollama_binary() -> Path:
 def fleet(servers: LlamaServers, ollama_binary: Path, tmp_path: Path) -> Iterator[Fleet]:
     gguf_dir = tmp_path / "models"
     gguf_dir.mkdir()
-    write_tiny_gguf(gguf_dir / "tiny.gguf")
+    # Wider and deeper than the default tiny model: a 400-token reply then lasts long enough (about
+    # a second idle, not 60 ms) to be seen under way and cut (test_a_reply_cut_by_a_stopping_server...).
+    write_tiny_gguf(gguf_dir / "tiny.gguf", n_embd=384, n_layer=6)
     gguf = "/models/tiny.gguf"
     with standins(1) as (vllm,), serving(ollama_binary, tmp_path / "ollama") as ollama:
         for name in ("tiny-ollama", HF_REF):
@@ -214,9 +216,11 @@ def test_a_reply_cut_by_a_stopping_server_is_answered_by_the_fallback(fleet: Fle
     sender.start()
     native = fleet.fleet.catalog.providers["native"].listen_port
     deadline = time.monotonic() + 30
-    while not any(slot.get("is_processing") for slot in httpx.get(f"http://127.0.0.1:{native}/slots").json()):
-        assert time.monotonic() < deadline, "the request never reached llama-server"
-        time.sleep(0.02)
+    with httpx.Client(base_url=f"http://127.0.0.1:{native}") as slots:  # one connection: each look is quick
+        while not any(slot.get("is_processing") for slot in slots.get("/slots").json()):
+            assert time.monotonic() < deadline, "the request never reached llama-server"
+            assert sender.is_alive(), "the reply was over before it was seen under way"
+            time.sleep(0.02)
     fleet.native.send_signal(signal.SIGTERM)  # as `docker stop` sends it: the reply is cut mid-way
     sender.join(120)
     response = answer["r"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import gguf
 import numpy as np
 
-N_EMBD, N_LAYER, N_HEAD, N_FF = 64, 2, 4, 128
+N_EMBD, N_LAYER, N_HEAD = 64, 2, 4  # the feed-forward is twice as wide
 TRAIN_CONTEXT = 4096  # the context a slot may not exceed (llama-server caps n_ctx_slot at it)
 CHATML = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
@@ -21,7 +21,10 @@ CHATML = (
 )
 
 
-def write_tiny_gguf(path: Path, seed: int = 0) -> Path:
+def write_tiny_gguf(path: Path, seed: int = 0, n_embd: int = N_EMBD, n_layer: int = N_LAYER) -> Path:
+    """`n_embd` and `n_layer` larger: a model as fast to load that generates more slowly (a test
+    that must catch a reply while it is generated: 64 wide, 400 tokens take about 60 ms)."""
+    n_ff = 2 * n_embd
     rng = np.random.default_rng(seed)
     tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
     types = [gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL]
@@ -30,12 +33,12 @@ def write_tiny_gguf(path: Path, seed: int = 0) -> Path:
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_name("llmfleet-tiny")
     writer.add_context_length(TRAIN_CONTEXT)
-    writer.add_embedding_length(N_EMBD)
-    writer.add_block_count(N_LAYER)
-    writer.add_feed_forward_length(N_FF)
+    writer.add_embedding_length(n_embd)
+    writer.add_block_count(n_layer)
+    writer.add_feed_forward_length(n_ff)
     writer.add_head_count(N_HEAD)
     writer.add_head_count_kv(N_HEAD)
-    writer.add_rope_dimension_count(N_EMBD // N_HEAD)
+    writer.add_rope_dimension_count(n_embd // N_HEAD)
     writer.add_layer_norm_rms_eps(1e-5)
     writer.add_file_type(gguf.LlamaFileType.ALL_F32)
     writer.add_tokenizer_model("llama")
@@ -51,17 +54,17 @@ def write_tiny_gguf(path: Path, seed: int = 0) -> Path:
         writer.add_tensor(name, (rng.standard_normal(shape) * 0.02).astype(np.float32))
 
     vocab = len(tokens)
-    tensor("token_embd.weight", vocab, N_EMBD)
-    writer.add_tensor("output_norm.weight", np.ones(N_EMBD, dtype=np.float32))
-    tensor("output.weight", vocab, N_EMBD)
-    for i in range(N_LAYER):
-        writer.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(N_EMBD, dtype=np.float32))
+    tensor("token_embd.weight", vocab, n_embd)
+    writer.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
+    tensor("output.weight", vocab, n_embd)
+    for i in range(n_layer):
+        writer.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(n_embd, dtype=np.float32))
         for name in ("attn_q", "attn_k", "attn_v", "attn_output"):
-            tensor(f"blk.{i}.{name}.weight", N_EMBD, N_EMBD)
-        writer.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(N_EMBD, dtype=np.float32))
-        tensor(f"blk.{i}.ffn_gate.weight", N_FF, N_EMBD)
-        tensor(f"blk.{i}.ffn_up.weight", N_FF, N_EMBD)
-        tensor(f"blk.{i}.ffn_down.weight", N_EMBD, N_FF)
+            tensor(f"blk.{i}.{name}.weight", n_embd, n_embd)
+        writer.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(n_embd, dtype=np.float32))
+        tensor(f"blk.{i}.ffn_gate.weight", n_ff, n_embd)
+        tensor(f"blk.{i}.ffn_up.weight", n_ff, n_embd)
+        tensor(f"blk.{i}.ffn_down.weight", n_embd, n_ff)
 
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
