@@ -79,7 +79,7 @@ def _build(root: Path, log) -> None:
     build_log = root / "build.log"
     build_log.write_text("")
     started = time.monotonic()
-    print(f"compose_build: building docker compose {VERSION} (about 5 minutes on 2 cores) ...", file=log, flush=True)
+    print(f"compose_build: building docker compose {VERSION} (about a minute on 2 cores) ...", file=log, flush=True)
     _run([*NICE, GO, "mod", "download"], build_log, COMPOSE_SOURCES)
     partial = root / "docker-compose.partial"
     _run([*NICE, GO, "build", "-trimpath", "-ldflags", " ".join(LDFLAGS), "-o", str(partial), f"{MODULE}/cmd"],
