@@ -115,8 +115,10 @@ def _base(engine: DockerEngine, log) -> str:
 
 def _wheels(name: str, requirements: list[str], constraints: Path, log) -> Path:
     """Wheels for `requirements` under `constraints`, built with the tests' Python (the same
-    3.11 as Debian's in the images), cached by what they were built from."""
-    key = hashlib.sha256(("\n".join(requirements) + constraints.read_text()).encode()).hexdigest()[:12]
+    3.11 as Debian's in the images), cached by what they were built from: a requirements file by its
+    content, not its path (a checkout elsewhere would otherwise build them, and the image, again)."""
+    named = [Path(r).read_text() if Path(r).is_file() else r for r in requirements]
+    key = hashlib.sha256(("\n".join(named) + constraints.read_text()).encode()).hexdigest()[:12]
     target = CACHE_ROOT / f"wheels-{name}-{key}"
     if (target / "complete").exists():
         return target
