@@ -128,7 +128,7 @@ def server_container(
     `DeleteBeforeReplace: true`), and the engine lets an explicit resource option override it
     (pulumi/pulumi pkg/resource/deploy/step_generator.go: `if goal.DeleteBeforeReplace != nil`),
     so create-first must be asked for explicitly. `alias`: the network alias, when not `name`.
-    Labelled with its host's endpoint (`host_labels`), so that it follows its host."""
+    Labelled with its host's endpoint (`host_key`), so that it follows its host."""
     ports = None
     if placement.publish_ip and rolling_alias is None:
         external = external_port or spec.port
@@ -162,7 +162,7 @@ def server_container(
             destroy_grace_seconds=spec.stop_grace_s,
             labels=[
                 docker.ContainerLabelArgs(label=label, value=value)
-                for labels in (container_labels(placement.stack, name, spec.kind), host_labels(placement))
+                for labels in (container_labels(placement.stack, name, spec.kind), host_key(placement))
                 for label, value in labels.items()
             ],
         ),
@@ -206,25 +206,18 @@ def container_healthy(
 HOST_KEY = "llmfleet.docker_host"
 
 
-def host_triggers(placement: Placement) -> dict[str, str]:
-    """What makes an image resource follow its server to another host: the host's endpoint.
+def host_key(placement: Placement) -> dict[str, str]:
+    """What makes a resource follow its server to another host: the host's endpoint, given to images
+    as `triggers` and to containers and an Ollama models volume as a label (the Docker provider
+    replaces each when either changes).
 
     The engine does not replace a resource whose provider changes when the provider's own diff
-    asks for no replacement, and the Docker provider's does not for a new `host`: a server moved to
-    another host by a stack change kept its image resource as it was, "same", never pulled onto the
-    new host (seen with the real engine and two Docker engines), so its container could be created
-    only where the image happened to be present already. `triggers` replaces the image resource
-    (pulled where it now runs) when the endpoint changes. The local engine adds no key, so the
-    images of single-host stacks read as before."""
-    return {HOST_KEY: placement.endpoint} if placement.endpoint else {}
-
-
-def host_labels(placement: Placement) -> dict[str, str]:
-    """The same for containers and an Ollama models volume, as a label (the Docker provider replaces
-    either when a label changes). Moved to another host by a stack change, the gateway, the front
-    proxy, a server that is not published and a models volume have nothing else that changes, so
-    they would stay on the old host. The local engine adds none: single-host stacks read as before;
-    on a remote host, adding it replaces each container once (at the upgrade that brought it)."""
+    asks for no replacement, and the Docker provider's does not for a new `host` (seen with the real
+    engine and two Docker engines): a server moved to another host kept its image resource "same",
+    never pulled onto the new host, and the gateway, the front proxy, a server that is not published
+    and a models volume, whose settings are the same on every host, stayed on the old one. The local
+    engine adds no key: single-host stacks read as before; on a remote host, adding it replaced
+    each container once (at the upgrade that brought it)."""
     return {HOST_KEY: placement.endpoint} if placement.endpoint else {}
 
 
@@ -232,7 +225,7 @@ def pulled_image(name: str, image: str, placement: Placement, parent: pulumi.Res
     """A pinned image pulled onto the server's host and kept there when the resource goes."""
     return docker.RemoteImage(
         f"{name}-image",
-        docker.RemoteImageArgs(name=image, keep_locally=True, triggers=host_triggers(placement) or None),
+        docker.RemoteImageArgs(name=image, keep_locally=True, triggers=host_key(placement) or None),
         opts=pulumi.ResourceOptions(
             parent=parent,
             provider=placement.provider,

@@ -14,7 +14,7 @@ from llmfleet import BuildSpec, LlamaCppPythonProvider
 
 from ..servers.llama_cpp_python import llama_cpp_python_spec
 from ..servers.spec import Mount
-from .container import Placement, ServerComponent, create_timeout, host_triggers, pulled_image
+from .container import Placement, ServerComponent, create_timeout, host_key, pulled_image
 
 
 def build_triggers(context: Path) -> dict[str, str]:
@@ -37,7 +37,7 @@ def built_image(
             name=spec.tag,
             build=docker.RemoteImageBuildArgs(context=str(context), dockerfile="Dockerfile", build_args=build_args),
             # The context's files and the build arguments: a change to either rebuilds.
-            triggers={**build_triggers(context), **(build_args or {}), **host_triggers(placement)},
+            triggers={**build_triggers(context), **(build_args or {}), **host_key(placement)},
             keep_locally=True,
         ),
         opts=pulumi.ResourceOptions(

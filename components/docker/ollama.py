@@ -15,7 +15,7 @@ from llmfleet._docker_names import container_name, volume_name
 
 from ..servers.ollama import GpuMemory, models_mount, ollama_spec
 from ..servers.spec import Mount
-from .container import Placement, ServerComponent, host_labels, pulled_image
+from .container import Placement, ServerComponent, host_key, pulled_image
 from .ollama_model import OllamaModel, OllamaModelArgs
 
 
@@ -62,8 +62,7 @@ class OllamaServer(ServerComponent):
                 f"{name}-models",
                 docker.VolumeArgs(
                     name=volume_name(placement.stack, f"{name}-models"),
-                    labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in host_labels(placement).items()]
-                    or None,
+                    labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in host_key(placement).items()] or None,
                 ),
                 opts=pulumi.ResourceOptions.merge(host_opts, pulumi.ResourceOptions(retain_on_delete=True)),
             ).name

@@ -64,10 +64,6 @@ class OllamaModelProvider(ResourceProvider):
     def docker_exec(cls, docker_host: str | None, container: str, args: Sequence[str]) -> list[str]:
         return cls.exec_in(docker_host, container, ["ollama", *args])
 
-    @staticmethod
-    def pull_args(tag: str, insecure: bool) -> list[str]:
-        return ollama_pull_args(tag, insecure)
-
     @classmethod
     def create_from_gguf(cls, docker_host: str | None, container: str, tag: str, gguf: str) -> list[str]:
         """`ollama create` reads its Modelfile on the client's side, here inside the container: a
@@ -142,7 +138,7 @@ class OllamaModelProvider(ResourceProvider):
             digest = listed.get(ollama_listed_name(props["tag"]))
             if digest is not None:
                 return CreateResult(id_=f"{props['container']}/{props['tag']}", outs={**props, "digest": digest})
-            self._ollama(props, self.pull_args(props["tag"], bool(props.get("insecure"))), self.PULL_TIMEOUT_S)
+            self._ollama(props, ollama_pull_args(props["tag"], bool(props.get("insecure"))), self.PULL_TIMEOUT_S)
         listed = self._listing(props)
         digest = listed.get(ollama_listed_name(props["tag"]))
         if digest is None:
