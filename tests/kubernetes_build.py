@@ -46,6 +46,11 @@ KUBE_VERSION = required_version(SOURCES / "kube", KUBE_MODULE)  # "v1.37.2"
 ETCD_VERSION = required_version(SOURCES / "etcd", ETCD_MODULE)
 KWOK_VERSION = required_version(SOURCES / "kwok", KWOK_MODULE)
 CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+CONTROL_PLANE_MODULES = ("etcd", "kube", "kwok")
+PROVIDER_MODULE = "github.com/pulumi/pulumi-kubernetes/provider/v4"
+# The module is served only as pseudo-versions; this one is the commit tagged v4.25.0, the version
+# of the pinned Python SDK (`pulumi-kubernetes` in requirements.txt), which the engine matches.
+PROVIDER_VERSION = "4.25.0"
 BUILD_FLAGS = ("-trimpath",)
 # kwokctl's default stages without the node lease: nodes become Ready and keep a heartbeat, pods go
 # Ready, Job pods complete, deleted pods go away.
@@ -70,13 +75,18 @@ def _kube_version_ldflags(build_date: str) -> list[str]:
     return flags
 
 
-def cache_dir() -> Path:
+def _inputs_digest(modules: tuple[str, ...], *extra: object) -> str:
+    """A digest of every file of the given wrapper modules, the Go toolchain and `extra`."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in SOURCES.rglob("*") if p.is_file()):
+    for path in sorted(p for p in SOURCES.rglob("*") if p.is_file() and p.relative_to(SOURCES).parts[0] in modules):
         digest.update(str(path.relative_to(SOURCES)).encode() + b"\0" + path.read_bytes() + b"\0")
     go = subprocess.run([GO, "version"], capture_output=True, text=True, check=True).stdout.strip()
-    digest.update(json.dumps([go, GO_ENV, BUILD_FLAGS, KWOK_STAGES]).encode())
-    return CACHE_ROOT / f"kubernetes-{KUBE_VERSION}-{digest.hexdigest()[:12]}"
+    digest.update(json.dumps([go, GO_ENV, BUILD_FLAGS, *extra]).encode())
+    return digest.hexdigest()[:12]
+
+
+def cache_dir() -> Path:
+    return CACHE_ROOT / f"kubernetes-{KUBE_VERSION}-{_inputs_digest(CONTROL_PLANE_MODULES, KWOK_STAGES)}"
 
 
 def bin_dir() -> Path:
@@ -84,17 +94,29 @@ def bin_dir() -> Path:
     return cache_dir() / "bin"
 
 
+def provider_cache_dir() -> Path:
+    return CACHE_ROOT / f"pulumi-kubernetes-v{PROVIDER_VERSION}-{_inputs_digest(('provider',), PROVIDER_VERSION)}"
+
+
 def ensure_built(log=sys.stderr) -> Path:
     """The bin directory of the cached build (the binaries and `kwok-stages.yaml`), building it first
     if the cache is cold. Safe to call concurrently."""
-    root = cache_dir()
-    if (root / "complete").exists():
-        return root / "bin"
-    root.mkdir(parents=True, exist_ok=True)
-    with (root.parent / f"{root.name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a second caller waits for the first build, then reuses it
-        if not (root / "complete").exists():
-            _build(root, log)
+    return _cached(cache_dir(), _build, log)
+
+
+def ensure_provider_built(log=sys.stderr) -> Path:
+    """The directory holding `pulumi-resource-kubernetes` (what a Pulumi.yaml's `plugins.providers`
+    path names), building it first if the cache is cold. Safe to call concurrently."""
+    return _cached(provider_cache_dir(), _build_provider, log)
+
+
+def _cached(root: Path, build, log) -> Path:
+    if not (root / "complete").exists():
+        root.mkdir(parents=True, exist_ok=True)
+        with (root.parent / f"{root.name}.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # a second caller waits for the first build, then reuses it
+            if not (root / "complete").exists():
+                build(root, log)
     return root / "bin"
 
 
@@ -136,6 +158,37 @@ def _build(root: Path, log) -> None:
     print(f"kubernetes_build: done in {time.monotonic() - started:.0f} s -> {bin_path}", file=log, flush=True)
 
 
+def _build_provider(root: Path, log) -> None:
+    bin_path, gocache, source = root / "bin", root / "go-build", root / "src"
+    for stale in (bin_path, gocache, source):
+        shutil.rmtree(stale, ignore_errors=True)
+    bin_path.mkdir()
+    shutil.copytree(SOURCES / "provider", source)
+    build_log = root / "build.log"
+    build_log.write_text("")
+    env = {"GOCACHE": str(gocache)}
+    started = time.monotonic()
+    _run([GO, "mod", "download"], build_log, source, env=env)
+    upstream = Path(_run([GO, "list", "-m", "-f", "{{.Dir}}", PROVIDER_MODULE], build_log, source, capture=True,
+                         env=env).strip()) / "cmd" / "pulumi-resource-kubernetes"  # fmt: skip
+    # What upstream's generate.go writes: the schema with its version set, and both files compact.
+    schema = json.loads((upstream / "schema.json").read_text())
+    schema["version"] = PROVIDER_VERSION
+    (source / "schema-embed.json").write_text(json.dumps(schema, separators=(",", ":")))
+    mapping = json.loads((upstream / "terraform-mapping.json").read_text())
+    (source / "terraform-mapping-embed.json").write_text(json.dumps(mapping, separators=(",", ":")))
+    print(f"kubernetes_build: building pulumi-resource-kubernetes {PROVIDER_VERSION} (about 12 minutes on 2 cores) ...",
+          file=log, flush=True)  # fmt: skip
+    partial = bin_path / "pulumi-resource-kubernetes.partial"
+    ldflags = f"-s -w -X {PROVIDER_MODULE}/pkg/version.Version={PROVIDER_VERSION}"
+    _run([GO, "build", *BUILD_FLAGS, "-ldflags", ldflags, "-o", str(partial), "."], build_log, source, env=env)
+    partial.rename(bin_path / "pulumi-resource-kubernetes")
+    for done in (gocache, source):
+        shutil.rmtree(done, ignore_errors=True)
+    (root / "complete").write_text(f"{time.monotonic() - started:.0f} s\n")
+    print(f"kubernetes_build: provider done in {time.monotonic() - started:.0f} s -> {bin_path}", file=log, flush=True)
+
+
 def versions(bins: Path) -> dict[str, str]:
     """What each built binary says its version is (its first line)."""
 
@@ -152,12 +205,14 @@ def main() -> int:
     try:
         bins = ensure_built()
         said = versions(bins)
+        provider = ensure_provider_built()
     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
         print(f"kubernetes_build: {exc}", file=sys.stderr)
         return 1
     print(f"kubernetes: {bins}")
     for name, version in said.items():
         print(f"{name}: {version}")
+    print(f"pulumi-resource-kubernetes: {provider / 'pulumi-resource-kubernetes'}")
     print(f"kubernetes_build: ready in {time.monotonic() - started:.1f} s")
     return 0
 

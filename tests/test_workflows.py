@@ -28,6 +28,7 @@ import yaml
 import llmfleet
 
 from .actionlint_build import ensure_built as ensure_actionlint
+from .kubernetes_build import CONTROL_PLANE_MODULES
 
 PROJECT = Path(__file__).resolve().parent.parent
 WORKFLOWS = PROJECT / ".github" / "workflows"
@@ -231,9 +232,15 @@ def test_the_test_job_caches_each_build_keyed_like_its_own_cache() -> None:
     assert "tools/ollama/**" in ollama["key"] and "go1.26" in ollama["key"] and "ollama-*" in ollama["path"]
     compose = caches["Cache Compose"]  # tests/compose_build.py: likewise
     assert "tools/compose/**" in compose["key"] and "go1.26" in compose["key"] and "compose-*" in compose["path"]
-    kubernetes = caches["Cache the Kubernetes control plane and kwok"]  # tests/kubernetes_build.py: likewise
-    assert "tools/kubernetes/**" in kubernetes["key"] and "go1.26" in kubernetes["key"]
-    assert "kubernetes-*" in kubernetes["path"]
+    # tests/kubernetes_build.py: the control plane by its three wrapper modules, the provider by its own.
+    kubernetes = caches["Cache the Kubernetes control plane and kwok"]
+    for module in ("etcd", "kube", "kwok"):
+        assert f"tools/kubernetes/{module}/**" in kubernetes["key"]
+    assert "go1.26" in kubernetes["key"] and "kubernetes-*" in kubernetes["path"]
+    provider = caches["Cache the pulumi-kubernetes provider"]
+    assert "tools/kubernetes/provider/**" in provider["key"] and "go1.26" in provider["key"]
+    assert "pulumi-kubernetes-*" in provider["path"]
+    assert {p.name for p in (PROJECT / "tools" / "kubernetes").iterdir()} == {*CONTROL_PLANE_MODULES, "provider"}
     setup_go = next(s for s in steps(job) if s.get("uses", "").startswith("actions/setup-go@"))
     assert setup_go["with"]["go-version"] == "1.26"
     # The caches are saved after the job: whatever root wrote there is handed back to the user first.
@@ -522,6 +529,11 @@ RUNS_ON = (
 )
 
 
+# Shipped as an example, outside the fleet's workflows (README, "Deploying to Kubernetes"): the hourly
+# `drift --backends` cannot reach a cluster's backends yet (issue #20's last stage).
+EXAMPLE_STACKS = {"cluster"}
+
+
 @pytest.mark.parametrize("name,job", FLEET_WORKFLOWS)
 def test_each_stack_runs_on_its_own_runner(name: str, job: str) -> None:
     spec = workflow(name)["jobs"][job]
@@ -531,6 +543,7 @@ def test_each_stack_runs_on_its_own_runner(name: str, job: str) -> None:
         "include": [
             {"stack": stack, "runner": f"${{{{ vars.LLMFLEET_RUNNER_{stack.upper()} }}}}"}
             for stack in llmfleet.stack_names(PROJECT)
+            if stack not in EXAMPLE_STACKS
         ]
     }
 
