@@ -1,7 +1,7 @@
 """Compose a validated Fleet into components: check what the gateway needs of the stack's secrets
-before anything is created, then translate the fleet for its target. Docker is the one target today
-(components/docker/fleet.py); what each server runs is derived in components/servers/, whatever the
-target."""
+before anything is created, then translate the fleet for its target: Docker hosts
+(components/docker/fleet.py) or a Kubernetes cluster (components/kubernetes/fleet.py). What each server
+runs is derived once, in components/servers/, whatever the target."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from llmfleet._stack import set_secret_command
 
 if TYPE_CHECKING:
     from .docker.fleet import DeployedFleet
+    from .kubernetes.fleet import DeployedFleet as KubernetesFleet
 
 
 @dataclass
@@ -58,7 +59,7 @@ def missing_api_keys(raw: str | None, needed: list[str], stack: str) -> None:
     raise pulumi.RunError(f"stack '{stack}': llmfleet:apiKeys {what}. Run: {commands}")
 
 
-def deploy_fleet(fleet: Fleet, secrets: FleetSecrets, project_dir: Path) -> DeployedFleet:
+def deploy_fleet(fleet: Fleet, secrets: FleetSecrets, project_dir: Path) -> DeployedFleet | KubernetesFleet:
     stack = fleet.name
     missing = [k for k in required_api_keys(fleet) if k not in secrets.api_keys]
     if missing:  # checked before anything is created
@@ -70,6 +71,10 @@ def deploy_fleet(fleet: Fleet, secrets: FleetSecrets, project_dir: Path) -> Depl
     api_keys = {k: secrets.api_keys[k] for k in required_api_keys(fleet)}
     # The target's translation, imported once it is chosen: what needs only the specs or these
     # checks (components.servers, bench/compose_fleet.py) loads no target's provider SDK.
+    if fleet.stack.on_kubernetes:
+        from .kubernetes.fleet import deploy_to_kubernetes
+
+        return deploy_to_kubernetes(fleet, secrets, api_keys, project_dir)
     from .docker.fleet import deploy_to_docker
 
     return deploy_to_docker(fleet, secrets, api_keys, project_dir)

@@ -19,6 +19,7 @@ from ._checks_context import CheckContext, closest, closest_name, gateway_names
 from ._checks_gateway import gateway_settings
 from ._checks_gpus import budgets_applied, gpu_budget
 from ._checks_images import gpu_images, images
+from ._checks_kubernetes import target
 from ._checks_names import groups, served_names
 from ._checks_placement import placement, ports, reserved_names
 from ._checks_routes import aliases, context_window_fallbacks, fallbacks
@@ -38,6 +39,7 @@ CHECKS: tuple[Callable[[CheckContext], None], ...] = (
     aliases,
     fallbacks,
     context_window_fallbacks,
+    target,
     placement,
     reserved_names,
     ports,

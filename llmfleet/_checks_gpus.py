@@ -15,6 +15,8 @@ GPU_BUDGET = 0.95
 
 
 def gpu_budget(ctx: CheckContext) -> None:
+    if ctx.stack.on_kubernetes:
+        return  # each server gets whole GPUs of its own there: nothing is shared (_checks_kubernetes.py)
     by_host: dict[str, list[tuple[str, LocalProvider]]] = defaultdict(list)
     for pname, p in ctx.catalog.local_providers().items():
         if p.gpus is not None:
@@ -119,7 +121,7 @@ def budgets_applied(ctx: CheckContext) -> None:
                 "Give the server `gpus`, or remove gpu_memory_budget.",
             )
         elif isinstance(p, OllamaProvider):
-            if host in ctx.stack.hosts and ctx.stack.hosts[host].gpu_memory_gib is None:
+            if not ctx.stack.on_kubernetes and host in ctx.stack.hosts and ctx.stack.hosts[host].gpu_memory_gib is None:
                 ctx.warn(
                     ctx.cat,
                     path,

@@ -13,7 +13,9 @@ from ._front_proxy import FRONT_ALIAS, GATEWAY_ALIAS
 
 def placement(ctx: CheckContext) -> None:
     hosts = ctx.stack.hosts
-    if ctx.stack.gateway.host and ctx.stack.gateway.host not in hosts:
+    # A Kubernetes stack has no hosts: _checks_kubernetes.py refuses host keys there.
+    docker = not ctx.stack.on_kubernetes
+    if docker and ctx.stack.gateway.host and ctx.stack.gateway.host not in hosts:
         ctx.error(
             ctx.stk,
             ("config", "llmfleet:gateway", "host"),
@@ -43,7 +45,7 @@ def placement(ctx: CheckContext) -> None:
             )
             continue
         _ollama_models(ctx, pname, provider, placed.ollama_models)
-        if placed.host and placed.host not in hosts:
+        if docker and placed.host and placed.host not in hosts:
             ctx.error(
                 ctx.stk,
                 (*path, "host"),
@@ -51,6 +53,8 @@ def placement(ctx: CheckContext) -> None:
                 "unknown-host",
                 closest(placed.host, hosts),
             )
+    if not docker:
+        return
     loopback_warned: set[str] = set()
     for pname in ctx.catalog.local_providers():
         host = ctx.stack.host_of(pname)

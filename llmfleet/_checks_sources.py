@@ -169,6 +169,14 @@ def gguf_files(ctx: CheckContext) -> None:
     nothing llmfleet does puts the file there, so the server would wait out its health check."""
     for pname, p in ctx.catalog.local_providers().items():
         files = [(path, f) for path, f in model_files(pname, p) if in_container(f) is not None]
+        if ctx.stack.on_kubernetes:
+            kube = ctx.stack.kubernetes
+            for path, gguf in files if kube and not kube.gguf else ():
+                ctx.warn(ctx.cat, path, f"'{gguf}' would be read from an empty directory: the stack names no "
+                         "GGUF storage for the cluster", "gguf-without-dir",
+                         "Name it: llmfleet:kubernetes.gguf: {claim: <PersistentVolumeClaim>} or "
+                         "{host_path: <directory on the pools' nodes>} (mounted read-only at /models).")  # fmt: skip
+            continue
         host = ctx.stack.host_of(pname)
         if not files or host not in ctx.stack.hosts or ctx.stack.hosts[host].gguf_dir:
             continue

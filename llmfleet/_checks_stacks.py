@@ -95,6 +95,8 @@ def _provider_path(stack: StackSettings, name: str, *key: str) -> KeyPath:
 
 def docker_claims(name: str, catalog: Catalog, stack: StackSettings) -> list[Claim]:
     """What stack `name` creates or publishes on each Docker engine it uses."""
+    if stack.on_kubernetes:
+        return []  # a cluster's stacks create nothing on a Docker engine
     engine = {h: engine_of(host.docker) for h, host in stack.hosts.items()}
     gw_host = stack.gateway_host
     if gw_host not in engine:
@@ -177,6 +179,8 @@ def conflicts(mine: StackClaims, others: Iterable[StackClaims]) -> list[Problem]
 def shared_engine(ctx: CheckContext) -> None:
     """Within one stack: two hosts in use on one engine would each create the stack's network
     (and its caches) there, and the second fails."""
+    if ctx.stack.on_kubernetes:
+        return
     seen: dict[str, str] = {}
     in_use = {ctx.stack.host_of(p) for p in ctx.catalog.local_providers()} | {ctx.stack.gateway_host}
     for host in sorted(h for h in in_use if h in ctx.stack.hosts):

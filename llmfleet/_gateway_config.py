@@ -35,8 +35,8 @@ def backend_root(fleet: Fleet, provider: str) -> str:
     address of the remote host it runs on and its published port."""
     p = fleet.catalog.providers[provider]
     assert not isinstance(p, ExternalProvider), provider
-    if fleet.stack.host_of(provider) == fleet.stack.gateway_host:
-        return f"http://{provider}:{p.listen_port}"
+    if fleet.stack.on_kubernetes or fleet.stack.host_of(provider) == fleet.stack.gateway_host:
+        return f"http://{provider}:{p.listen_port}"  # a Kubernetes server's Service has the provider's name
     return f"http://{url_host(fleet.stack.publish_ip(provider) or '')}:{p.listen_port}"
 
 

@@ -9,9 +9,11 @@ and `drift` work without the Pulumi CLI, and so errors point at lines. Secret va
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated, Any
+import re
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -84,8 +86,109 @@ OllamaStore = Annotated[
 ]
 
 
+# A Kubernetes object name that is also a DNS label (RFC 1035: a Service's name), and a node pool's name.
+_KUBE_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def kube_name_to_use(name: str) -> str:
+    """The nearest name Kubernetes accepts as a DNS label (RFC 1035) for `name`."""
+    use = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
+    use = use if use[:1].isalpha() else f"x-{use}"
+    return use[:63].rstrip("-")
+
+
+def _kube_name(name: str) -> str:
+    if not _KUBE_NAME.match(name):
+        raise ValueError(f"'{name}' cannot be a Kubernetes name (lowercase letters, digits and '-', starting with "
+                         f"a letter, at most 63): use '{kube_name_to_use(name)}'")  # fmt: skip
+    return name
+
+
+def _quantity(size: str) -> str:
+    if not re.fullmatch(r"[1-9][0-9]*(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?", size):
+        raise ValueError(f"'{size}' is not a Kubernetes quantity: write a whole number and a unit, 200Gi (GiB) or "
+                         "200G (GB)")  # fmt: skip
+    return size
+
+
+KubeName = Annotated[str, AfterValidator(_kube_name)]
+# A resource quantity as Kubernetes writes one (`100Gi`, `500G`, `1Ti`).
+StorageSize = Annotated[str, AfterValidator(_quantity)]
+# A label key (`[prefix/]name`) or an extended resource's name (`nvidia.com/gpu`).
+_LABEL_PREFIX = r"([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?"
+_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+LabelKey = Annotated[str, StringConstraints(pattern=f"^{_LABEL_PREFIX}{_LABEL_NAME}$")]
+LabelValue = Annotated[str, StringConstraints(pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")]
+
+
+class Toleration(_Strict):
+    """A pod toleration, as Kubernetes writes it."""
+
+    key: LabelKey | None = None
+    operator: Literal["Exists", "Equal"] = "Equal"
+    value: LabelValue | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+
+
+class NodePool(_Strict):
+    """Nodes of a cluster that servers are placed on: how to select them and what each holds."""
+
+    node_selector: dict[LabelKey, LabelValue] = Field(default={}, examples=[{"llmfleet.dev/pool": "gpu-a"}])
+    tolerations: list[Toleration] = []
+    # The extended resource the GPU device plugin advertises; a server's GPUs are whole devices of it.
+    gpu_resource: LabelKey = "nvidia.com/gpu"
+    # What the pool holds, for `validate`: GPUs on each node, and how many nodes.
+    gpus_per_node: Annotated[int, Field(ge=0, examples=[8])] = 0
+    nodes: Annotated[int, Field(ge=1, examples=[2])] = 1
+    runtime_class: KubeName | None = None  # e.g. `nvidia`, when the GPU runtime is not the default
+    # Memory of each GPU, in GiB: as a Docker host's gpu_memory_gib (Ollama's gpu_memory_budget).
+    gpu_memory_gib: Annotated[float, Field(gt=0, strict=True, allow_inf_nan=False, examples=[80])] | None = None
+
+
+class CacheStorage(_Strict):
+    """The claim each server gets for its model caches (Hugging Face, vLLM's compiled kernels, Ollama's
+    models), kept on destroy as the Docker volumes are."""
+
+    storage_class: KubeName | None = None  # None: the cluster's default StorageClass
+    access_mode: Literal["ReadWriteOnce", "ReadWriteOncePod", "ReadWriteMany"] = "ReadWriteOnce"
+    size: Annotated[StorageSize, Field(examples=["200Gi"])] = "100Gi"
+
+
+class GgufClaim(_Strict):
+    claim: KubeName  # an existing PersistentVolumeClaim holding the GGUF files, mounted read-only
+
+
+class GgufHostPath(_Strict):
+    host_path: HostDirectory  # a directory on every node of the pools, mounted read-only
+
+
+class KubernetesGateway(_Strict):
+    replicas: Annotated[int, Field(ge=1, le=100, examples=[2])] = 2
+    pool: KubeName | None = None  # the node pool its pods run on; None: wherever the scheduler puts them
+    # How clients outside the cluster reach it: ClusterIP (inside only: drift and probe go through the
+    # API server), NodePort, or LoadBalancer. `llmfleet:gateway.url` says the address clients use.
+    service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    node_port: Annotated[int, Field(ge=30000, le=32767)] | None = None
+
+
+class Kubernetes(_Strict):
+    """Where a `target: kubernetes` stack deploys: always an explicit kubeconfig context, never the
+    ambient current-context."""
+
+    context: Annotated[str, StringConstraints(min_length=1)]
+    # The kubeconfig file; None: $KUBECONFIG, else ~/.kube/config.
+    kubeconfig: Annotated[str, StringConstraints(min_length=1)] | None = None
+    namespace: KubeName  # an existing namespace: llmfleet does not create or delete it
+    pools: dict[KubeName, NodePool] = {}
+    cache_storage: CacheStorage = CacheStorage()
+    gguf: GgufClaim | GgufHostPath | None = None
+    gateway: KubernetesGateway = KubernetesGateway()
+
+
 class Placement(_Strict):
     host: HostName | None = None
+    # Kubernetes: the node pool (llmfleet:kubernetes.pools) the server runs on.
+    pool: KubeName | None = None
     # Opt-in: publish the backend's port on loopback (on the gateway's host), where `drift --backends`,
     # `probe --backends` and debugging reach it.
     publish: Annotated[bool, Field(examples=[True])] = False
@@ -239,6 +342,9 @@ class StackSettings(_Strict):
         return self._sealed
 
     catalog: Annotated[str, StringConstraints(min_length=1)] = Field(alias="llmfleet:catalog")
+    # Where the fleet runs: Docker hosts (llmfleet:hosts), or a Kubernetes cluster (llmfleet:kubernetes).
+    target: Literal["docker", "kubernetes"] = Field(default="docker", alias="llmfleet:target")
+    kubernetes: Kubernetes | None = Field(default=None, alias="llmfleet:kubernetes")
     hosts: dict[HostName, Host] = Field(default={"local": Host()}, alias="llmfleet:hosts")
     providers: dict[ProviderName, Placement] = Field(default={}, alias="llmfleet:providers")
     gateway: Gateway = Field(default=Gateway(), alias="llmfleet:gateway")
@@ -248,6 +354,10 @@ class StackSettings(_Strict):
     hf_token: Secure | None = Field(default=None, alias="llmfleet:hfToken")
     # Keys for external providers, by env var name: pulumi config set --secret --path 'llmfleet:apiKeys.NAME'
     api_keys: dict[EnvVarName, Secure] = Field(default={}, alias="llmfleet:apiKeys")
+
+    @property
+    def on_kubernetes(self) -> bool:
+        return self.target == "kubernetes"
 
     @property
     def gateway_host(self) -> str:
@@ -271,6 +381,9 @@ class StackSettings(_Strict):
     def gateway_url(self) -> str:
         if self.gateway.url:
             return self.gateway.url
+        if self.on_kubernetes and self.kubernetes:
+            # The Service's address inside the cluster; from outside, drift and probe go through the API server.
+            return f"http://gateway.{self.kubernetes.namespace}.svc:{self.gateway.port}"
         bind = self.gateway.bind
         if bind in ("0.0.0.0", "::"):
             bind = self.hosts[self.gateway_host].address or "127.0.0.1"

@@ -52,8 +52,8 @@ POD_CIDR = "10.244.0.0/16"
 
 @dataclass(frozen=True)
 class GpuPool:
-    """Fake nodes of one pool: each labelled `llmfleet.dev/pool: <name>`, tainted
-    `nvidia.com/gpu=present:NoSchedule`, with `gpus` nvidia.com/gpu in capacity and allocatable."""
+    """Fake nodes of one pool: each labelled `llmfleet.dev/pool: <name>`; with `gpus`, tainted
+    `nvidia.com/gpu=present:NoSchedule` and that many nvidia.com/gpu in capacity and allocatable."""
 
     name: str
     nodes: int = 1
@@ -64,8 +64,17 @@ class GpuPool:
     def node_names(self) -> list[str]:
         return [f"{self.name}-{i}" for i in range(self.nodes)]
 
+    def taints(self) -> list[dict[str, str]]:
+        """GPU nodes are tainted, as GPU pools usually are; a pool of no GPUs (CPU nodes) is not."""
+        return [{"key": GPU_RESOURCE, "value": "present", "effect": "NoSchedule"}] if self.gpus else []
+
     def manifests(self) -> list[dict[str, Any]]:
-        resources = {"cpu": self.cpu, "memory": self.memory, "pods": "110", GPU_RESOURCE: str(self.gpus)}
+        resources = {
+            "cpu": self.cpu,
+            "memory": self.memory,
+            "pods": "110",
+            **({GPU_RESOURCE: str(self.gpus)} if self.gpus else {}),
+        }
         return [
             {
                 "apiVersion": "v1",
@@ -81,7 +90,7 @@ class GpuPool:
                         POOL_LABEL: self.name,
                     },
                 },
-                "spec": {"taints": [{"key": GPU_RESOURCE, "value": "present", "effect": "NoSchedule"}]},
+                "spec": {"taints": self.taints()},
                 # Kept on create for a Node (a kubelet registers so): kwok then adds the conditions.
                 "status": {"capacity": resources, "allocatable": resources},
             }
@@ -406,7 +415,7 @@ def running_cluster(
             # `node.kubernetes.io/not-ready` until it sees it Ready, and the scheduler honours that.
             listed = {n["metadata"]["name"]: n for n in cluster.get("/api/v1/nodes")["items"]}
             return all(
-                name in listed and node_ready(listed[name]) and listed[name]["spec"].get("taints") == taints
+                name in listed and node_ready(listed[name]) and (listed[name]["spec"].get("taints") or []) == taints
                 for name, taints in declared.items()
             )
 

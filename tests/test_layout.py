@@ -1,5 +1,6 @@
 """The folder layout holds what it says (README, "Layout"): what each server runs is derived
-in components/servers/, which imports no target; only components/docker/ imports pulumi-docker; the
+in components/servers/, which imports no target; only components/docker/ imports pulumi-docker and
+only components/kubernetes/ pulumi-kubernetes, neither imports the other; the
 compose bench translates the same specs without the Docker target's code; llmfleet/ imports no
 Pulumi. Read from the source's import statements, so a new file is covered as soon as it exists."""
 
@@ -61,10 +62,19 @@ def test_the_scan_sees_the_imports_it_looks_for() -> None:
     assert "components.docker.fleet" in imports("components.fleet", MODULES["components.fleet"])  # in a function
 
 
-def test_only_components_docker_imports_pulumi_docker() -> None:
-    outside = {name: found for name, found in importers(("pulumi_docker",)).items()
-               if found and not name.startswith("components.docker.")}  # fmt: skip
+@pytest.mark.parametrize(("sdk", "target"), [("pulumi_docker", "docker"), ("pulumi_kubernetes", "kubernetes")])
+def test_only_each_targets_package_imports_its_provider_sdk(sdk: str, target: str) -> None:
+    outside = {name: found for name, found in importers((sdk,)).items()
+               if found and not name.startswith(f"components.{target}.")}  # fmt: skip
     assert outside == {}
+    assert any(found for name, found in importers((sdk,)).items() if name.startswith(f"components.{target}."))
+
+
+def test_the_targets_import_nothing_of_each_other() -> None:
+    for this, other in (("docker", "kubernetes"), ("kubernetes", "docker")):
+        found = {name: found for name, found in importers((f"components.{other}", f"pulumi_{other}")).items()
+                 if found and name.startswith(f"components.{this}.")}  # fmt: skip
+        assert found == {}, this
 
 
 @pytest.mark.parametrize("prefix", ["components.servers.", "bench.compose_fleet"])
@@ -84,7 +94,7 @@ def test_the_library_imports_no_pulumi() -> None:
 def test_the_specs_and_the_compose_translation_load_no_target() -> None:
     """At run time too: components/fleet.py imports a target's translation only once it deploys to
     it, so what needs only the specs loads no pulumi_docker."""
-    code = ("import sys, components, components.servers.fleet, bench.compose_fleet; "
-            "print(sorted(m for m in ('pulumi_docker', 'components.docker') if m in sys.modules))")  # fmt: skip
+    code = ("import sys, components, components.servers.fleet, bench.compose_fleet; print(sorted(m for m in "
+            "('pulumi_docker', 'components.docker', 'pulumi_kubernetes', 'components.kubernetes') if m in sys.modules))")  # fmt: skip
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=PROJECT)
     assert (done.returncode, done.stdout.strip()) == (0, "[]"), done.stderr

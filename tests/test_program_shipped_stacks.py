@@ -1,4 +1,5 @@
-"""The Pulumi program (__main__.py) under mocks, for every shipped stack."""
+"""The Pulumi program (__main__.py) under mocks, for every shipped Docker stack (the Kubernetes one:
+tests/test_program_kubernetes.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ MASTER_KEY = "sk-master-0123456789abcdef"
 API_KEY = "ollama-cloud-key-fedcba9876543210"
 CONTAINER = "docker:index/container:Container"
 IMAGE = "docker:index/remoteImage:RemoteImage"
-STACKS = llmfleet.stack_names(PROJECT)
+STACKS = [s for s in llmfleet.stack_names(PROJECT) if not llmfleet.load_fleet(PROJECT, s).stack.on_kubernetes]
 
 
 def run_stack(stack: str, monkeypatch: pytest.MonkeyPatch) -> Run:

@@ -27,6 +27,11 @@ from .vllm import vllm_spec
 def ollama_memory(fleet: Fleet, name: str) -> GpuMemory | None:
     """What holds the Ollama server `name` to its gpu_memory_budget, when its host declares its GPU
     memory: that memory, and the share the other servers on its GPUs declare."""
+    if fleet.stack.kubernetes is not None and fleet.stack.on_kubernetes:
+        # A pod's GPUs are whole devices of its own: nothing else declares a share of them.
+        placed = fleet.stack.providers.get(name)
+        pool = fleet.stack.kubernetes.pools.get(placed.pool) if placed and placed.pool else None
+        return GpuMemory(pool.gpu_memory_gib) if pool and pool.gpu_memory_gib else None
     host = fleet.stack.hosts[fleet.stack.host_of(name)]
     if not host.gpu_memory_gib:
         return None

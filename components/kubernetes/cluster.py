@@ -1,0 +1,31 @@
+"""The stack's cluster: an explicit pulumi-kubernetes provider for the kubeconfig context the stack
+names, never the ambient current-context, so a `pulumi up` can only reach the cluster the stack says."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from llmfleet._stack import Kubernetes
+
+
+def kubeconfig_path(kube: Kubernetes, project_dir: Path) -> Path:
+    """The stack's kubeconfig (relative to the project), else $KUBECONFIG's first file, else ~/.kube/config."""
+    if kube.kubeconfig:
+        return project_dir / Path(kube.kubeconfig).expanduser()
+    from_env = [p for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
+    return Path(from_env[0]).expanduser() if from_env else Path.home() / ".kube" / "config"
+
+
+def cluster_provider(stack: str, kube: Kubernetes, project_dir: Path) -> k8s.Provider:
+    path = kubeconfig_path(kube, project_dir)
+    if not path.is_file():
+        raise pulumi.RunError(
+            f"stack '{stack}': no kubeconfig at {path} (llmfleet:kubernetes.kubeconfig, else $KUBECONFIG, else "
+            f"~/.kube/config). Give the file that holds the context '{kube.context}'."
+        )
+    # The path, not the file's contents: no client key is copied into the stack's state.
+    return k8s.Provider("cluster", kubeconfig=str(path.resolve()), context=kube.context)

@@ -1,0 +1,203 @@
+"""A throwaway copy of the llmfleet project deployed by the real Pulumi engine and the real
+pulumi-kubernetes provider (tests/kubernetes_build.py) to the tests' real control plane with kwok's
+fake GPU nodes (tests/kubernetes_cluster.py): the program, components and library as they are, a
+`target: kubernetes` stack and a catalog written here, a `file://` backend, passphrase secrets.
+
+kwok runs no container: pods are scheduled by the real scheduler and marked Running and Ready by
+kwok, so what this proves is what Kubernetes is told (objects, scheduling, rolls, claims) and what
+Pulumi does with it, not that the images serve. The cluster's storage is a `no-provisioner`
+StorageClass with static volumes, which the real controller manager binds claims to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.kubernetes_cluster import GPU_RESOURCE, POOL_LABEL, Cluster
+from tests.litellm_proxy import MASTER_KEY
+from tests.real_deploy import PASSPHRASE, PROGRAM_FILES, PROJECT
+
+STACK = "k8s"
+NAMESPACE = "llm"
+STORAGE_CLASS = "local-test"
+CONTEXT = "llmfleet-test"  # tests/kubernetes_cluster.py write_kubeconfig's
+STACK_LABEL = "llmfleet.dev/stack"
+
+CATALOG = """\
+providers:
+  vllm:
+    kind: vllm
+    port: 8000
+    model: Qwen/Qwen2.5-0.5B-Instruct
+    served_name: tiny-vllm
+    gpus: [0]
+  native:
+    kind: llama_cpp
+    port: 8080
+    gguf: /models/tiny.gguf
+    alias: tiny-native
+    context_length: 512
+    gpus: all
+  python:
+    kind: llama_cpp_python
+    port: 8001
+    gguf: /models/tiny.gguf
+    alias: tiny-python
+    context_length: 512
+routes:
+  fallbacks:
+    tiny-native: [tiny-python]
+  aliases:
+    chat: tiny-vllm
+"""
+
+
+def stack_file(kubeconfig: Path, gguf_dir: Path, gpus_per_node: int = 2, nodes: int = 2) -> str:
+    return f"""\
+config:
+  llmfleet:catalog: config/{STACK}.yaml
+  llmfleet:target: kubernetes
+  llmfleet:kubernetes:
+    context: {CONTEXT}
+    kubeconfig: {kubeconfig}
+    namespace: {NAMESPACE}
+    pools:
+      gpu-a:
+        node_selector: {{{POOL_LABEL}: gpu-a}}
+        tolerations: [{{key: {GPU_RESOURCE}, operator: Exists, effect: NoSchedule}}]
+        gpus_per_node: {gpus_per_node}
+        nodes: {nodes}
+      cpu:
+        node_selector: {{{POOL_LABEL}: cpu}}
+    cache_storage: {{storage_class: {STORAGE_CLASS}, size: 10Gi}}
+    gguf: {{host_path: {gguf_dir}}}
+    gateway: {{replicas: 2, pool: cpu}}
+  llmfleet:providers:
+    vllm: {{pool: gpu-a}}
+    native: {{pool: gpu-a}}
+    python: {{pool: cpu}}
+  llmfleet:gateway:
+    port: 4000
+  llmfleet:images:
+    vllm: example.invalid/vllm-openai:v0.18.0
+    llama_cpp: example.invalid/llama.cpp:server-cuda-b9628
+    llama_cpp_python: {{image: example.invalid/llama-cpp-python:0.3.16, cpu: true}}
+    litellm: example.invalid/litellm:v1.108.7
+"""
+
+
+def storage_manifests(volumes: int = 8, size: str = "10Gi") -> list[tuple[str, dict[str, Any]]]:
+    """A StorageClass with no provisioner and `volumes` static hostPath volumes of it: the real
+    controller manager binds each claim to one of them (paths are never touched: no kubelet)."""
+    manifests: list[tuple[str, dict[str, Any]]] = [("/apis/storage.k8s.io/v1/storageclasses", {
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": STORAGE_CLASS},
+        "provisioner": "kubernetes.io/no-provisioner", "volumeBindingMode": "Immediate",
+    })]  # fmt: skip
+    for i in range(volumes):
+        manifests.append(("/api/v1/persistentvolumes", {
+            "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"pv-{i}"},
+            "spec": {"capacity": {"storage": size}, "accessModes": ["ReadWriteOnce"],
+                     "storageClassName": STORAGE_CLASS, "persistentVolumeReclaimPolicy": "Retain",
+                     "hostPath": {"path": f"/srv/pv-{i}"}},
+        }))  # fmt: skip
+    return manifests
+
+
+@dataclass
+class KubeProject:
+    root: Path
+    path: list[Path]  # the engine's bin directory and the pulumi-kubernetes provider's
+    cluster: Cluster
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        venv_bin = Path(sys.executable).parent
+        return {
+            "PATH": os.pathsep.join([str(venv_bin), *map(str, self.path), os.environ.get("PATH", "")]),
+            "HOME": str(self.root),  # no ~/.kube/config of the machine's is ever read
+            "PULUMI_HOME": str(self.root / ".pulumi-home"),
+            "PULUMI_BACKEND_URL": f"file://{self.root / '.state'}",
+            "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+            "LITELLM_MASTER_KEY": MASTER_KEY,
+            "NO_COLOR": "1",
+        }
+
+    def run(self, argv: list[str], timeout: float, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(argv, cwd=self.root, env=self.env, input=stdin, capture_output=True, text=True,
+                              timeout=timeout, check=False)  # fmt: skip
+        self.log.append(f"$ {' '.join(argv)} -> {done.returncode}\n{done.stdout}\n{done.stderr}")
+        return done
+
+    def pulumi(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return self.run(["pulumi", *args, "--stack", STACK, "--non-interactive"], timeout)
+
+    def ok(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        done = self.pulumi(*args, timeout=timeout)
+        if done.returncode != 0:
+            errors = "\n".join(line for line in done.stdout.splitlines() if "error" in line.lower())
+            raise AssertionError(f"pulumi {' '.join(args)} failed ({done.returncode}):\n{errors[-6000:]}\n"
+                                 f"{self.tail(3000)}")  # fmt: skip
+        return done
+
+    def llmfleet(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return self.run([sys.executable, "-m", "llmfleet", "--project-dir", str(self.root), *args], timeout)
+
+    def tail(self, size: int = 6000) -> str:
+        return "\n".join(self.log[-2:])[-size:]
+
+    def write(self, catalog: str, stack: str) -> None:
+        (self.root / "config" / f"{STACK}.yaml").write_text(catalog)
+        path = self.root / "stacks" / f"Pulumi.{STACK}.yaml"
+        secrets = ""
+        if path.exists():  # keep what `pulumi config set --secret` wrote
+            text = path.read_text()
+            secrets = text[text.index("  llmfleet:masterKey:") :] if "llmfleet:masterKey" in text else ""
+        path.write_text(stack + secrets)
+
+    def objects(self, kind: str, api: str = "/api/v1") -> dict[str, dict[str, Any]]:
+        """The stack's objects of a kind in the namespace, by name (its `llmfleet.dev/stack` label)."""
+        listed = self.cluster.get(f"{api}/namespaces/{NAMESPACE}/{kind}", labelSelector=f"{STACK_LABEL}={STACK}")
+        return {item["metadata"]["name"]: item for item in listed["items"]}
+
+
+def make_project(root: Path, path: list[Path], cluster: Cluster) -> KubeProject:
+    """The project copied, its stack created with the master key set, the namespace and the storage made."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name in PROGRAM_FILES:
+        source = PROJECT / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "venv"))
+        else:
+            shutil.copy2(source, root / name)
+    for directory in ("config", "stacks", ".state", ".pulumi-home"):
+        (root / directory).mkdir()
+    venv = Path(sys.executable).parent.parent
+    (root / ".venv").symlink_to(venv)
+    (root / "policy" / "venv").symlink_to(venv)
+    cluster.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+    for path_, manifest in storage_manifests():
+        cluster.create(path_, manifest)
+    return KubeProject(root, path, cluster)
+
+
+def init_stack(project: KubeProject, catalog: str, stack: str) -> None:
+    project.write(catalog, stack)
+    project.ok("stack", "init", timeout=60)
+    done = project.run(["pulumi", "config", "set", "--secret", "llmfleet:masterKey", "--stack", STACK], 60,
+                       stdin=MASTER_KEY)  # fmt: skip
+    if done.returncode != 0:
+        raise AssertionError(f"pulumi config set failed:\n{done.stderr}")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, indent=1)[:4000]

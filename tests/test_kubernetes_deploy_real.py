@@ -1,0 +1,119 @@
+"""The fleet deployed to a real Kubernetes control plane by the real Pulumi engine and the real
+pulumi-kubernetes provider (tests/kubernetes_deploy.py): `preview` and `up` of a `target:
+kubernetes` stack; the objects read back from the API server as designed (each server a Deployment
+of one pod under Recreate with whole GPUs of its pool, a Service named for it, a cache claim bound;
+the gateway's replicas, its rendered config and keys); `destroy` leaving nothing of the stack but
+the kept cache claims."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+
+import pytest
+import yaml
+
+from llmfleet import declared_models, load_fleet, render_gateway_config
+
+from . import engine_build, kubernetes_build
+from .kubernetes_cluster import GPU_RESOURCE, POOL_LABEL, GpuPool, running_cluster
+from .kubernetes_deploy import CATALOG, NAMESPACE, STACK, KubeProject, dumps, init_stack, make_project, stack_file
+from .litellm_proxy import MASTER_KEY
+from .tiny_gguf import write_tiny_gguf
+
+pytestmark = [pytest.mark.real_kubernetes, pytest.mark.real_deploy, pytest.mark.timeout(900)]
+
+POOL = GpuPool("gpu-a", nodes=2, gpus=2)
+CPU = GpuPool("cpu", nodes=1, gpus=0)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeProject]:
+    root = tmp_path_factory.mktemp("kube-deploy")
+    path = [engine_build.ensure_built(), kubernetes_build.ensure_provider_built()]
+    gguf_dir = root / "gguf"
+    gguf_dir.mkdir()
+    write_tiny_gguf(gguf_dir / "tiny.gguf")
+    with running_cluster(kubernetes_build.ensure_built(), root / "cluster", pools=[POOL, CPU]) as cluster:
+        project = make_project(root / "project", path, cluster)
+        project.gguf_dir = gguf_dir  # type: ignore[attr-defined]
+        init_stack(project, CATALOG, stack_file(cluster.kubeconfig, gguf_dir))
+        try:
+            yield project
+        finally:
+            project.pulumi("destroy", "--yes", "--skip-preview", timeout=300)
+
+
+def test_validate_and_preview_a_kubernetes_stack(project: KubeProject) -> None:
+    done = project.llmfleet("validate", "--stack", STACK)
+    assert done.returncode == 0, done.stdout + done.stderr
+    done = project.ok("preview", "--diff")
+    assert "kubernetes:apps/v1:Deployment" in done.stdout, project.tail()
+
+
+def test_up_creates_each_server_as_designed(project: KubeProject) -> None:
+    project.ok("up", "--yes", "--skip-preview")
+    deployments = project.objects("deployments", "/apis/apps/v1")
+    assert set(deployments) == {"vllm", "native", "python", "gateway"}, sorted(deployments)
+    vllm = deployments["vllm"]
+    assert vllm["spec"]["strategy"]["type"] == "Recreate", dumps(vllm["spec"])
+    pod = vllm["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["resources"]["limits"] == {GPU_RESOURCE: "1"}, dumps(container)
+    assert pod["nodeSelector"] == {POOL_LABEL: "gpu-a"}
+    assert pod["enableServiceLinks"] is False and pod["automountServiceAccountToken"] is False
+    assert pod["terminationGracePeriodSeconds"] == 60
+    assert "NVIDIA_VISIBLE_DEVICES" not in {e["name"] for e in container.get("env", [])}
+    # vLLM's 30-minute start budget is the startup probe's, so a long model load is never killed.
+    startup = container["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 1800, dumps(startup)
+    assert {m["mountPath"] for m in container["volumeMounts"]} >= {"/root/.cache/huggingface", "/dev/shm"}
+    native = deployments["native"]["spec"]["template"]["spec"]
+    assert native["containers"][0]["resources"]["limits"] == {GPU_RESOURCE: str(POOL.gpus)}  # `gpus: all`
+    assert {"name": "gguf", "hostPath": {"path": str(project.gguf_dir), "type": "Directory"}} in native["volumes"]  # type: ignore[attr-defined]
+    python = deployments["python"]["spec"]["template"]["spec"]
+    assert "resources" not in python["containers"][0] or not python["containers"][0]["resources"]
+
+    services = project.objects("services")
+    assert {s: services[s]["spec"]["ports"][0]["port"] for s in services} == {
+        "vllm": 8000, "native": 8080, "python": 8001, "gateway": 4000}  # fmt: skip
+    claims = project.objects("persistentvolumeclaims")
+    assert set(claims) == {"vllm-cache", "native-cache"}, sorted(claims)  # llama-cpp-python reads only /models
+    assert {c["status"]["phase"] for c in claims.values()} == {"Bound"}
+    pods = project.objects("pods")
+    nodes = {p["metadata"]["labels"]["app.kubernetes.io/instance"]: p["spec"].get("nodeName") for p in pods.values()}
+    assert {nodes["vllm"], nodes["native"]} <= set(POOL.node_names()), nodes
+    assert all(p["status"]["phase"] == "Running" for p in pods.values()), dumps([p["status"] for p in pods.values()])
+
+
+def test_the_gateway_serves_the_rendered_config_with_its_keys_from_a_secret(project: KubeProject) -> None:
+    gateway = project.objects("deployments", "/apis/apps/v1")["gateway"]
+    assert gateway["spec"]["replicas"] == 2
+    assert gateway["spec"]["strategy"] == {"type": "RollingUpdate",
+                                           "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}  # fmt: skip
+    pod = gateway["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    key_env = next(e for e in container["env"] if e["name"] == "LITELLM_MASTER_KEY")
+    secret_name = key_env["valueFrom"]["secretKeyRef"]["name"]
+    secret = project.cluster.get(f"/api/v1/namespaces/{NAMESPACE}/secrets/{secret_name}")
+    assert base64.b64decode(secret["data"]["LITELLM_MASTER_KEY"]).decode() == MASTER_KEY
+    config_name = next(v["configMap"]["name"] for v in pod["volumes"] if "configMap" in v)
+    config = project.cluster.get(f"/api/v1/namespaces/{NAMESPACE}/configmaps/{config_name}")
+    fleet = load_fleet(project.root, STACK)
+    assert config["data"]["config.yaml"] == render_gateway_config(fleet)
+    served = {m["model_name"] for m in yaml.safe_load(config["data"]["config.yaml"])["model_list"]}
+    assert served == {"tiny-vllm", "tiny-native", "tiny-python"}, served
+    assert set(declared_models(fleet.catalog)) == served | {"chat"}
+    assert "api_base: http://vllm:8000/v1" in config["data"]["config.yaml"]
+    # The master key is in the Secret only: neither the config nor the Deployment holds it.
+    assert MASTER_KEY not in config["data"]["config.yaml"] and MASTER_KEY not in str(gateway)
+
+
+def test_destroy_leaves_only_the_kept_caches(project: KubeProject) -> None:
+    project.ok("destroy", "--yes", "--skip-preview")
+    for kind, api in (("deployments", "/apis/apps/v1"), ("services", "/api/v1"), ("configmaps", "/api/v1"),
+                      ("secrets", "/api/v1")):  # fmt: skip
+        project.cluster.wait_for(f"no {kind} left", lambda kind=kind, api=api: not project.objects(kind, api),
+                                 deadline_s=60)  # fmt: skip
+    claims = project.objects("persistentvolumeclaims")
+    assert set(claims) == {"vllm-cache", "native-cache"}, sorted(claims)
