@@ -231,17 +231,19 @@ def _token(user: dict[str, Any], base: Path, at: str) -> str | None:
 
 
 def _ssl_context(cluster: dict[str, Any], user: dict[str, Any], base: Path, at: str) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    if cluster.get("insecure-skip-tls-verify") is True:
+    skip_verify = cluster.get("insecure-skip-tls-verify") is True
+    authority = None if skip_verify else _material(cluster, "certificate-authority", base, at)
+    if authority is None:  # the system's roots, as kubectl trusts without a certificate-authority
+        context = ssl.create_default_context()
+    else:  # that authority alone, as kubectl trusts it: not the system's roots beside it
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        try:
+            context.load_verify_locations(cadata=authority.decode("ascii", "replace"))
+        except (ssl.SSLError, ValueError):
+            raise KubeError(f"{at}: the cluster's certificate-authority is not a PEM certificate") from None
+    if skip_verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    else:
-        authority = _material(cluster, "certificate-authority", base, at)
-        if authority is not None:
-            try:
-                context.load_verify_locations(cadata=authority.decode("ascii", "replace"))
-            except (ssl.SSLError, ValueError):
-                raise KubeError(f"{at}: the cluster's certificate-authority is not a PEM certificate") from None
     certificate = _material(user, "client-certificate", base, at)
     key = _material(user, "client-key", base, at)
     if (certificate is None) != (key is None):
