@@ -7,9 +7,10 @@ API server's JSON, and `kubectl port-forward` to a Service through the API serve
 
 `load_kubeconfig` reads one file and the context it is told (never `current-context`: a stack names
 its context, so the ambient one is never used by accident). It supports what a kubeconfig holds
-inline or by path: the cluster's `certificate-authority(-data)`, `insecure-skip-tls-verify` and
-`tls-server-name`; the user's `client-certificate(-data)` / `client-key(-data)`, `token` or
-`tokenFile`. Relative paths are read from the kubeconfig's folder, as kubectl does. The client key
+inline or by path: the cluster's `certificate-authority(-data)` (trusted alone, not beside the
+system's roots), `insecure-skip-tls-verify`, `tls-server-name` and `proxy-url` (else HTTPS_PROXY
+and NO_PROXY, as kubectl); the user's `client-certificate(-data)` / `client-key(-data)`, `token`
+or `tokenFile`. Relative paths are read from the kubeconfig's folder, as kubectl does. The client key
 is loaded into the SSL context through an in-memory file (`memfd`, or where there is none a 0600
 temporary file deleted at once): nothing holding it outlives the call. `exec` and `auth-provider`
 users (cloud plugins such as `aws eks get-token`, `gke-gcloud-auth-plugin`, `kubelogin`) are
@@ -26,7 +27,8 @@ each carries the port, little-endian) and shuttles bytes both ways until either 
 HTTP keep-alive and concurrent connections work as through kubectl. Text on the error channel
 closes that connection and is kept in the yielded URL's `errors`, for the caller's message. On
 exit the listener is closed, every connection is closed and every thread joined, within
-`CLOSE_TIMEOUT` seconds.
+`CLOSE_TIMEOUT` seconds (a websocket still opening then is a daemon thread that ends by its
+`OPEN_TIMEOUT` at the latest).
 
 Every failure is a `KubeError` (an `LlmfleetError`) with a one-line message naming the kubeconfig
 file and context, or the namespace and object, and what to do. No message carries a token or key.
@@ -75,6 +77,7 @@ class KubeAccess:
     tls_server_name: str | None = None
     source: str = ""  # "<kubeconfig file>, context <name>", for messages
     namespace: str | None = None  # the context's namespace, if it names one
+    proxy_url: str | None = field(default=None, repr=False)  # the cluster's `proxy-url`; else the environment's
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -84,6 +87,8 @@ class KubeAccess:
         options: dict[str, Any] = {"base_url": self.server, "headers": self.headers(), "timeout": timeout}
         if self.ssl_context is not None:
             options["verify"] = self.ssl_context
+        if self.proxy_url:
+            options["proxy"] = self.proxy_url
         return options
 
     def request_extensions(self) -> dict[str, Any]:
@@ -140,11 +145,14 @@ def load_kubeconfig(path: str | None, context: str) -> KubeAccess:
     token = _token(user, base, at)
     namespace = entry.get("namespace") if isinstance(entry.get("namespace"), str) else None
     source = f"{file}, context {context!r}"
+    proxy_url = cluster.get("proxy-url") or None
+    if proxy_url is not None and urlsplit(str(proxy_url)).scheme not in ("http", "https"):
+        raise KubeError(f"{at}: cluster {cluster_name!r} has a proxy-url that is not http:// or https://")
     if urlsplit(server).scheme == "http":
-        return KubeAccess(server.rstrip("/"), None, token, None, source, namespace)
+        return KubeAccess(server.rstrip("/"), None, token, None, source, namespace, proxy_url)
     ssl_context = _ssl_context(cluster, user, base, at)
     tls_server_name = cluster.get("tls-server-name") or None
-    return KubeAccess(server.rstrip("/"), ssl_context, token, tls_server_name, source, namespace)
+    return KubeAccess(server.rstrip("/"), ssl_context, token, tls_server_name, source, namespace, proxy_url)
 
 
 def _reason(exc: BaseException) -> str:
@@ -345,7 +353,8 @@ def pod_ready(pod: dict[str, Any]) -> bool:
 
 def pick_ready_pod(pods: list[dict[str, Any]], what: str) -> dict[str, Any]:
     """The newest ready pod of `pods` (then by name, so the choice is stable), or a KubeError
-    saying what was seen."""
+    saying what was seen. kubectl takes the oldest; the newest is the one most likely to run the
+    last applied config, which is what drift checks."""
     if not pods:
         raise KubeError(f"{what}: no pods match its selector; is the workload deployed and scaled above 0?")
     ready = [pod for pod in pods if pod_ready(pod)]
@@ -527,7 +536,8 @@ class _Connection:
             ws = connect(forward.ws_url, ssl=access.ssl_context if forward.ws_url.startswith("wss") else None,
                          server_hostname=access.tls_server_name, subprotocols=[PORT_FORWARD_PROTOCOL],
                          additional_headers=access.headers(), compression=None, open_timeout=OPEN_TIMEOUT,
-                         close_timeout=1, ping_interval=None, max_size=MAX_FRAME, proxy=None)  # fmt: skip
+                         close_timeout=1, ping_interval=None, max_size=MAX_FRAME,
+                         proxy=access.proxy_url or True)  # fmt: skip
         except InvalidStatus as exc:
             response = exc.response
             try:

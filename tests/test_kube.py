@@ -128,6 +128,16 @@ def test_a_plain_http_server_needs_no_ssl_context(tmp_path: Path) -> None:
     assert "verify" not in access.httpx_options()
 
 
+def test_a_proxy_url_goes_to_the_clients_and_must_be_http(tmp_path: Path) -> None:
+    path = kubeconfig(tmp_path, {"proxy-url": "http://proxy.example:3128"}, {})
+    access = load_kubeconfig(str(path), CONTEXT)
+    assert access.httpx_options()["proxy"] == access.proxy_url == "http://proxy.example:3128"
+    path = kubeconfig(tmp_path, {"proxy-url": "socks5://proxy.example:1080"}, {})
+    assert error(path) == (
+        f"kubeconfig {path}, context 'llmfleet-test': cluster 'c' has a proxy-url that is not http:// or https://"
+    )
+
+
 def test_the_path_is_given_else_kubeconfigs_first_entry_else_home() -> None:
     assert kubeconfig_path("/a/b", {"KUBECONFIG": "/x"}) == Path("/a/b")
     assert kubeconfig_path(None, {"KUBECONFIG": f"/x{os.pathsep}/y", "HOME": "/h"}) == Path("/x")

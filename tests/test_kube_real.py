@@ -231,6 +231,18 @@ def test_ready_pod_finds_the_running_pod_behind_the_service(access: KubeAccess) 
     assert get_json(access, "/version")["gitVersion"] == "v1.37.2"
 
 
+def test_the_same_settings_serve_a_sync_and_an_async_client(access: KubeAccess) -> None:
+    path = f"/api/v1/namespaces/{NAMESPACE}/services/web"
+    with httpx.Client(**access.httpx_options()) as client:
+        synced = client.get(path).raise_for_status().json()
+
+    async def fetch() -> dict[str, Any]:
+        async with httpx.AsyncClient(**access.httpx_options()) as client:
+            return (await client.get(path)).raise_for_status().json()
+
+    assert asyncio.run(fetch())["spec"]["selector"] == synced["spec"]["selector"] == {"app": "web"}
+
+
 @pytest.mark.parametrize(
     ("name", "message"),
     [
