@@ -314,6 +314,23 @@ def test_a_large_body_streams_both_ways(access: KubeAccess) -> None:
         assert down < 30, f"16 MiB took {down:.1f} s"
 
 
+def test_leaving_mid_body_on_an_exception_closes_everything_promptly(access: KubeAccess) -> None:
+    class Leave(Exception):
+        pass
+
+    with (
+        leaves_nothing_behind(),
+        pytest.raises(Leave),
+        forwarded(access, NAMESPACE, "web", 80) as url,
+        httpx.Client(base_url=url, timeout=10) as client,
+        client.stream("GET", "/big") as response,
+    ):
+        next(response.iter_bytes())
+        started = time.monotonic()
+        raise Leave  # the body mostly unread, the upstream still writing
+    assert time.monotonic() - started < 5.0  # CLOSE_TIMEOUT, and the upstream's side closed too
+
+
 def test_the_error_channel_closes_the_connection_and_is_kept(access: KubeAccess) -> None:
     with leaves_nothing_behind():
         with (
