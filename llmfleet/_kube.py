@@ -284,8 +284,6 @@ def _load_client_pair(context: ssl.SSLContext, certificate: bytes, key: bytes, a
                 os.unlink(name)
     except ssl.SSLError:
         raise KubeError(f"{at}: the user's client certificate and key are not a matching PEM pair") from None
-    finally:
-        del pem
 
 
 # --- the API server ------------------------------------------------------------------------------
