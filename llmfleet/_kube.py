@@ -28,7 +28,7 @@ HTTP keep-alive and concurrent connections work as through kubectl. Text on the 
 closes that connection and is kept in the yielded URL's `errors`, for the caller's message. On
 exit the listener is closed, every connection is closed and every thread joined, within
 `CLOSE_TIMEOUT` seconds (a websocket still opening then is a daemon thread that ends by its
-`OPEN_TIMEOUT` at the latest).
+`OPEN_ATTEMPT_TIMEOUT` at the latest).
 
 Every failure is a `KubeError` (an `LlmfleetError`) with a one-line message naming the kubeconfig
 file and context, or the namespace and object, and what to do. No message carries a token or key.
@@ -56,7 +56,8 @@ from ._errors import LlmfleetError
 
 PORT_FORWARD_PROTOCOL = "v4.channel.k8s.io"
 DATA_CHANNEL, ERROR_CHANNEL = 0, 1
-OPEN_TIMEOUT = 10.0  # seconds to open one port-forward websocket and see its channels open
+OPEN_ATTEMPTS, OPEN_ATTEMPT_TIMEOUT = 3, 4.0  # tries to open one port-forward websocket, seconds each
+OPEN_TIMEOUT = 10.0  # seconds from the websocket's opening to both its channels' first frames
 CLOSE_TIMEOUT = 5.0  # seconds for `forwarded` to close every connection and join every thread
 REQUEST_TIMEOUT = 10.0  # seconds per API request
 CHUNK = 64 * 1024
@@ -526,27 +527,37 @@ class _Connection:
             self.close()
 
     def _open(self) -> Any:
-        from websockets.exceptions import InvalidStatus, WebSocketException
+        """The websocket, or None with the reason kept. A handshake that gets no answer, or whose
+        connection drops, is tried again (OPEN_ATTEMPTS in all, OPEN_ATTEMPT_TIMEOUT each): nothing
+        has been sent yet, and kwok 0.8.0 drops a few handshakes in a hundred when several open at
+        once. An HTTP answer (401, 403, 404...) or a refused connection is not retried."""
+        from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatus, WebSocketException
         from websockets.sync.client import connect
 
         forward, access = self.forward, self.forward.access
-        try:
-            ws = connect(forward.ws_url, ssl=access.ssl_context if forward.ws_url.startswith("wss") else None,
-                         server_hostname=access.tls_server_name, subprotocols=[PORT_FORWARD_PROTOCOL],
-                         additional_headers=access.headers(), compression=None, open_timeout=OPEN_TIMEOUT,
-                         close_timeout=1, ping_interval=None, max_size=MAX_FRAME,
-                         proxy=access.proxy_url or True)  # fmt: skip
-        except InvalidStatus as exc:
-            response = exc.response
+        for attempt in range(1, OPEN_ATTEMPTS + 1):
             try:
-                raise_for_answer(access, response.status_code, response.body or b"", forward.what)
-                forward.error(f"the API server answered {response.status_code}")
-            except KubeError as error:
-                forward.error(str(error).removeprefix(f"{forward.what}: "))
-            return None
-        except (OSError, TimeoutError, WebSocketException) as exc:
-            forward.error(f"cannot open the websocket to {access.server} ({_reason(exc)}: {exc})")
-            return None
+                ws = connect(forward.ws_url, ssl=access.ssl_context if forward.ws_url.startswith("wss") else None,
+                             server_hostname=access.tls_server_name, subprotocols=[PORT_FORWARD_PROTOCOL],
+                             additional_headers=access.headers(), compression=None,
+                             open_timeout=OPEN_ATTEMPT_TIMEOUT, close_timeout=1, ping_interval=None,
+                             max_size=MAX_FRAME, proxy=access.proxy_url or True)  # fmt: skip
+                break
+            except InvalidStatus as exc:
+                response = exc.response
+                try:
+                    raise_for_answer(access, response.status_code, response.body or b"", forward.what)
+                    forward.error(f"the API server answered {response.status_code}")
+                except KubeError as error:
+                    forward.error(str(error).removeprefix(f"{forward.what}: "))
+                return None
+            except (TimeoutError, ConnectionClosed, InvalidMessage) as exc:
+                if attempt == OPEN_ATTEMPTS or self.closed.is_set():
+                    forward.error(f"cannot open the websocket to {access.server} in {attempt} tries ({exc})")
+                    return None
+            except (OSError, WebSocketException) as exc:
+                forward.error(f"cannot open the websocket to {access.server} ({_reason(exc)}: {exc})")
+                return None
         with self.lock:
             if self.closed.is_set():
                 ws.close()
