@@ -6,19 +6,30 @@ API server and port-forward are in tests/test_kube_real.py."""
 from __future__ import annotations
 
 import base64
+import contextlib
+import json
 import os
+import socket
 import ssl
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.server import serve
 
-from llmfleet import LlmfleetError
+from llmfleet import LlmfleetError, _kube
 from llmfleet._kube import (
+    PORT_FORWARD_PROTOCOL,
+    KubeAccess,
     KubeError,
+    forwarded,
     get_json,
     kubeconfig_path,
     load_kubeconfig,
@@ -334,3 +345,125 @@ def test_importing_the_module_loads_neither_pulumi_nor_websockets() -> None:
     code = "import sys, llmfleet._kube; print(sorted(m for m in ('pulumi', 'websockets', 'yaml') if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout.strip()) == (0, "[]"), done.stderr
+
+
+# --- forwarded() against a stand-in API server -----------------------------------------------------
+# A websockets server on loopback answering the three GETs `forwarded` makes (the Service, its pods)
+# and the port-forward upgrade: each channel opened with the port, then channel 0 echoed upper-cased.
+# The real API server and kwok are in tests/test_kube_real.py; this covers what they will not do
+# on demand: a handshake that gets no answer, a 403 on the upgrade, channels that never open.
+
+
+class StandIn:
+    def __init__(self) -> None:
+        self.stall_handshakes = 0  # the next N upgrades get no answer for STALL seconds
+        self.upgrade_status: int | None = None  # answer the upgrade with this status instead
+        self.open_channels = True
+        self.upgrades = 0
+        self.lock = threading.Lock()
+
+    def process_request(self, connection: Any, request: Any) -> Any:
+        path = request.path.split("?")[0]
+        if path == "/api/v1/namespaces/ns/services/web":
+            body = {"spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http"}]}}
+            return connection.respond(200, json.dumps(body))
+        if path == "/api/v1/namespaces/ns/pods":
+            ready = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+            ports = [{"name": "http", "containerPort": 8000}]
+            body = {"items": [{"metadata": {"name": "web-0"}, "status": ready,
+                               "spec": {"containers": [{"name": "s", "ports": ports}]}}]}  # fmt: skip
+            return connection.respond(200, json.dumps(body))
+        assert path == "/api/v1/namespaces/ns/pods/web-0/portforward" and "ports=8000" in request.path, request.path
+        with self.lock:
+            self.upgrades += 1
+            stall = self.stall_handshakes > 0
+            self.stall_handshakes -= stall
+        if stall:
+            time.sleep(STALL)
+        if self.upgrade_status:
+            return connection.respond(self.upgrade_status, json.dumps({"message": 'pods "web-0" is forbidden'}))
+        return None
+
+    def handler(self, connection: Any) -> None:
+        if self.open_channels:
+            connection.send(b"\x00" + (8000).to_bytes(2, "little"))
+            connection.send(b"\x01" + (8000).to_bytes(2, "little"))
+        with contextlib.suppress(ConnectionClosed):
+            for frame in connection:
+                connection.send(b"\x00" + frame[1:].upper())
+
+
+STALL = 1.5
+
+
+@pytest.fixture
+def stand_in(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[StandIn, KubeAccess]]:
+    monkeypatch.setattr(_kube, "OPEN_ATTEMPT_TIMEOUT", 0.5)
+    monkeypatch.setattr(_kube, "OPEN_TIMEOUT", 1.0)
+    state = StandIn()
+    server = serve(state.handler, "127.0.0.1", 0, process_request=state.process_request,
+                   subprotocols=[PORT_FORWARD_PROTOCOL], compression=None)  # fmt: skip
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    access = KubeAccess(f"http://127.0.0.1:{server.socket.getsockname()[1]}", None, source="stand-in")
+    yield state, access
+    server.shutdown()
+    thread.join(10)
+    assert [t.name for t in threading.enumerate() if t.name.startswith("llmfleet-forward")] == []
+
+
+def exchange(url: str, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=10) as conn:
+        conn.sendall(data)
+        received = b""
+        while len(received) < len(data):
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+        return received
+
+
+def test_a_forward_echoes_through_the_stand_in(stand_in: tuple[StandIn, KubeAccess]) -> None:
+    state, access = stand_in
+    with forwarded(access, "ns", "web", 80) as url:
+        assert (url.pod, url.pod_port) == ("web-0", 8000)
+        assert exchange(url, b"hello") == b"HELLO"
+        assert exchange(url, b"again") == b"AGAIN"
+    assert (url.errors, state.upgrades) == ([], 2)
+
+
+def test_an_unanswered_handshake_is_tried_again(stand_in: tuple[StandIn, KubeAccess]) -> None:
+    state, access = stand_in
+    state.stall_handshakes = 2
+    with forwarded(access, "ns", "web", 80) as url:
+        assert exchange(url, b"third time") == b"THIRD TIME"
+    assert (url.errors, state.upgrades) == ([], 3)
+
+
+def test_handshakes_unanswered_every_time_give_up_saying_so(stand_in: tuple[StandIn, KubeAccess]) -> None:
+    state, access = stand_in
+    state.stall_handshakes = 3
+    with forwarded(access, "ns", "web", 80) as url:
+        assert exchange(url, b"x") == b""  # closed: nothing to forward to
+    assert state.upgrades == 3
+    assert url.errors == [f"port-forward to pod ns/web-0 port 8000: cannot open the websocket to {access.server} "
+                          "in 3 tries (timed out while waiting for handshake response)"]  # fmt: skip
+
+
+def test_a_refused_upgrade_is_not_retried_and_says_why(stand_in: tuple[StandIn, KubeAccess]) -> None:
+    state, access = stand_in
+    state.upgrade_status = 403
+    with forwarded(access, "ns", "web", 80) as url:
+        assert exchange(url, b"x") == b""
+    assert state.upgrades == 1
+    assert url.errors == ['port-forward to pod ns/web-0 port 8000: forbidden for the user of stand-in (403): '
+                          'pods "web-0" is forbidden']  # fmt: skip
+
+
+def test_channels_that_never_open_close_the_connection(stand_in: tuple[StandIn, KubeAccess]) -> None:
+    state, access = stand_in
+    state.open_channels = False
+    with forwarded(access, "ns", "web", 80) as url:
+        assert exchange(url, b"x") == b""
+    assert url.errors == ["port-forward to pod ns/web-0 port 8000: its channels did not open within 1 s"]
