@@ -463,8 +463,9 @@ class _Forward:
 
     def _spawn(self, target: Any, name: str, *args: Any) -> None:
         thread = threading.Thread(target=target, args=args, name=f"llmfleet-forward-{name}", daemon=True)
-        with self.lock:
-            self.threads.append(thread)
+        with self.lock:  # dropping the finished ones (started: an ident; no longer alive)
+            self.threads = [t for t in self.threads if t.ident is None or t.is_alive()] + [thread]
+            self.connections = [c for c in self.connections if not c.closed.is_set()]
         thread.start()
 
     def _accept(self) -> None:
