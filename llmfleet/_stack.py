@@ -183,6 +183,9 @@ class Kubernetes(_Strict):
     cache_storage: CacheStorage = CacheStorage()
     gguf: GgufClaim | GgufHostPath | None = None
     gateway: KubernetesGateway = KubernetesGateway()
+    # How long a pod may stay unschedulable before `pulumi up` fails naming why (Insufficient
+    # nvidia.com/gpu, no node matching the pool). A cluster autoscaler adds nodes in minutes: raise it.
+    unschedulable_seconds: Annotated[int, Field(ge=1, le=24 * 3600, examples=[600])] = 20
 
 
 class Placement(_Strict):

@@ -8,6 +8,8 @@ the kept cache claims."""
 from __future__ import annotations
 
 import base64
+import re
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -117,3 +119,27 @@ def test_destroy_leaves_only_the_kept_caches(project: KubeProject) -> None:
                                  deadline_s=60)  # fmt: skip
     claims = project.objects("persistentvolumeclaims")
     assert set(claims) == {"vllm-cache", "native-cache"}, sorted(claims)
+
+
+def test_a_fleet_that_does_not_fit_fails_fast_naming_why(project: KubeProject) -> None:
+    """The stack believes its pool bigger than it is, and names a pool no node is in: the `up` fails
+    in seconds, with the scheduler's reasons, instead of waiting out vLLM's half-hour start budget."""
+    stack = stack_file(project.cluster.kubeconfig, project.gguf_dir, gpus_per_node=4)  # type: ignore[attr-defined]
+    stack = stack.replace(
+        "    gateway: {replicas: 2, pool: cpu}\n",
+        "    gateway: {replicas: 2, pool: cpu}\n    unschedulable_seconds: 3\n",
+    )
+    stack = stack.replace("      cpu:\n", "      gpu-z:\n        node_selector: {llmfleet.dev/pool: gpu-z}\n"
+                          "        gpus_per_node: 4\n      cpu:\n")  # fmt: skip
+    stack = stack.replace("native: {pool: gpu-a}", "native: {pool: gpu-z}")
+    project.write(CATALOG.replace("gpus: [0]", "gpus: [0, 1, 2]"), stack)
+    started = time.monotonic()
+    done = project.pulumi("up", "--yes", "--skip-preview", timeout=300)
+    took = time.monotonic() - started
+    assert done.returncode != 0, project.tail()
+    assert took < 120, f"{took:.0f} s: not fast"
+    assert re.search(r"Deployment llm/vllm: pod vllm-\S+ cannot be scheduled: 0/3 nodes are available:.*"
+                     r"Insufficient nvidia.com/gpu", done.stdout), project.tail()  # fmt: skip
+    assert re.search(r"Deployment llm/native: pod native-\S+ cannot be scheduled: .*didn't match Pod's node "
+                     r"affinity/selector", done.stdout), project.tail()  # fmt: skip
+    project.ok("destroy", "--yes", "--skip-preview")

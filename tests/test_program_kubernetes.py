@@ -94,8 +94,18 @@ def test_start_budgets_and_readiness_from_each_kinds_spec(run: Run) -> None:
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 1800  # a 30-minute model load survives
     assert "/health" in " ".join(startup["exec"]["command"])
     assert vllm["readinessProbe"]["exec"] == startup["exec"]
-    timeouts = run.request(DEPLOYMENT, "vllm-qwen").custom_timeouts
-    assert int(timeouts["create"].removesuffix("s")) > 1800, timeouts
+    # pulumi-kubernetes' wait is skipped for the rollout wait, which holds the budget and fails fast.
+    deployment = run.one(DEPLOYMENT, "vllm-qwen").inputs
+    assert deployment["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+    wait = run.one("pulumi-python:dynamic:Resource", "vllm-qwen-rollout").inputs
+    assert wait["budget_s"] > 1800 and wait["deployment"] == "vllm-qwen" and wait["namespace"] == "llm"
+    assert wait["context"] == "gpu-cluster" and wait["unschedulable_s"] == 20
+
+
+def test_the_gateway_starts_after_every_server_has_rolled_out(run: Run, fleet: llmfleet.Fleet) -> None:
+    waits = {f"{name}-rollout" for name in fleet.catalog.local_providers()}
+    depends = {name for typ, name in run.depends_on(DEPLOYMENT, "gateway") if typ == "pulumi-python:dynamic:Resource"}
+    assert waits <= depends, depends
 
 
 def test_cache_claims_are_kept_on_destroy(run: Run, fleet: llmfleet.Fleet) -> None:

@@ -4,6 +4,7 @@ names, never the ambient current-context, so a `pulumi up` can only reach the cl
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pulumi
@@ -20,7 +21,18 @@ def kubeconfig_path(kube: Kubernetes, project_dir: Path) -> Path:
     return Path(from_env[0]).expanduser() if from_env else Path.home() / ".kube" / "config"
 
 
-def cluster_provider(stack: str, kube: Kubernetes, project_dir: Path) -> k8s.Provider:
+@dataclass(frozen=True)
+class Cluster:
+    """The stack's cluster: the provider its objects are created with, and what the waits
+    (components/kubernetes/rollout.py) reach the API server with: the same file and context."""
+
+    provider: k8s.Provider
+    kubeconfig: str
+    context: str
+    unschedulable_s: int
+
+
+def cluster_provider(stack: str, kube: Kubernetes, project_dir: Path) -> Cluster:
     path = kubeconfig_path(kube, project_dir)
     if not path.is_file():
         raise pulumi.RunError(
@@ -28,4 +40,6 @@ def cluster_provider(stack: str, kube: Kubernetes, project_dir: Path) -> k8s.Pro
             f"~/.kube/config). Give the file that holds the context '{kube.context}'."
         )
     # The path, not the file's contents: no client key is copied into the stack's state.
-    return k8s.Provider("cluster", kubeconfig=str(path.resolve()), context=kube.context)
+    kubeconfig = str(path.resolve())
+    provider = k8s.Provider("cluster", kubeconfig=kubeconfig, context=kube.context)
+    return Cluster(provider, kubeconfig, kube.context, kube.unschedulable_seconds)

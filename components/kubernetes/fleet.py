@@ -45,7 +45,8 @@ def deploy_to_kubernetes(
     stack, settings, catalog = fleet.name, fleet.stack, fleet.catalog
     kube = settings.kubernetes
     assert kube is not None  # validation refuses a Kubernetes stack without it
-    opts = pulumi.ResourceOptions(providers=[cluster_provider(stack, kube, project_dir)])
+    cluster = cluster_provider(stack, kube, project_dir)
+    opts = pulumi.ResourceOptions(providers=[cluster.provider])
     namespace = kube.namespace
 
     hf_token: k8s.core.v1.Secret | None = None
@@ -71,6 +72,7 @@ def deploy_to_kubernetes(
             name,
             WorkloadArgs(
                 stack=stack,
+                cluster=cluster,
                 namespace=namespace,
                 spec=spec,
                 image=image,
@@ -91,6 +93,7 @@ def deploy_to_kubernetes(
         "gateway",
         GatewayArgs(
             stack=stack,
+            cluster=cluster,
             namespace=namespace,
             image=settings.images.litellm,
             config_yaml=render_gateway_config(fleet),
@@ -102,7 +105,7 @@ def deploy_to_kubernetes(
             exposure=kube.gateway,
             pool=kube.pools[kube.gateway.pool] if kube.gateway.pool else None,
             api_keys=api_keys,
-            backends=[s.deployment for s in servers.values()],
+            backends=[s.ready for s in servers.values()],  # rolled out, not merely created
         ),
         opts,
     )

@@ -19,6 +19,7 @@ import pulumi_kubernetes as k8s
 from llmfleet._stack import CacheStorage, KubernetesGateway, NodePool
 
 from ..servers.gateway import CONFIG_PATH, ENTRYPOINT_PATH, ENTRYPOINT_SOURCE, gateway_spec
+from .cluster import Cluster
 from .workload import ServerWorkload, Storage, WorkloadArgs, labels
 
 NAME = "gateway"  # the Service's name, which clients in the cluster and the drift check reach
@@ -27,6 +28,7 @@ NAME = "gateway"  # the Service's name, which clients in the cluster and the dri
 @dataclass
 class GatewayArgs:
     stack: str
+    cluster: Cluster
     namespace: str
     image: str
     config_yaml: str
@@ -68,6 +70,7 @@ class Gateway(pulumi.ComponentResource):
             NAME,
             WorkloadArgs(
                 stack=args.stack,
+                cluster=args.cluster,
                 namespace=args.namespace,
                 spec=spec,
                 image=args.image,

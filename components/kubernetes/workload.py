@@ -33,6 +33,8 @@ import pulumi_kubernetes as k8s
 from llmfleet._stack import CacheStorage, GgufClaim, GgufHostPath, NodePool
 
 from ..servers.spec import ContainerSpec, Healthcheck, Mount
+from .cluster import Cluster
+from .rollout import Rollout, RolloutArgs
 
 PART_OF = "llmfleet"
 # The volume names the server specs are given on Kubernetes (components/servers/fleet.py server_spec):
@@ -129,6 +131,7 @@ def volumes(spec: ContainerSpec, storage: Storage) -> tuple[list[dict[str, Any]]
 @dataclass
 class WorkloadArgs:
     stack: str
+    cluster: Cluster
     namespace: str
     spec: ContainerSpec
     image: str
@@ -199,6 +202,7 @@ class ServerWorkload(pulumi.ComponentResource):
 
     deployment: k8s.apps.v1.Deployment
     service: k8s.core.v1.Service
+    ready: Rollout
     served_names: pulumi.Output[list[str]]
 
     def __init__(self, name: str, args: WorkloadArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -216,28 +220,40 @@ class ServerWorkload(pulumi.ComponentResource):
                 # Kept on destroy, as the Docker volumes are: weights take hours to download again.
                 opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
             ))  # fmt: skip
-        budget = spec.wait_timeout_s + 120  # the startup probe's budget, and the scheduling and pull before it
+        # pulumi-kubernetes' own wait is skipped: `ready` below waits, and fails as soon as a pod cannot
+        # be scheduled instead of at the deadline.
+        skip_await = {"pulumi.com/skipAwait": "true"}
         self.deployment = k8s.apps.v1.Deployment(
             name,
-            metadata={**meta, "name": name},
+            metadata={**meta, "name": name, "annotations": skip_await},
             spec={
                 "replicas": args.replicas,
                 "selector": {"matchLabels": selector(name)},
                 "strategy": strategy(args),
                 "template": {"metadata": {"labels": meta["labels"]}, "spec": pod_spec(args, name)},
             },
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=[*claim_deps, *args.depends_on],
-                custom_timeouts=pulumi.CustomTimeouts(create=f"{budget}s", update=f"{budget}s"),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*claim_deps, *args.depends_on]),
+        )
+        self.ready = Rollout(
+            f"{name}-rollout",
+            RolloutArgs(
+                kubeconfig=args.cluster.kubeconfig,
+                context=args.cluster.context,
+                namespace=args.namespace,
+                deployment=name,
+                generation=self.deployment.metadata.generation,
+                # the startup probe's budget, and the scheduling and image pull before it
+                budget_s=spec.wait_timeout_s + 120,
+                unschedulable_s=args.cluster.unschedulable_s,
             ),
+            pulumi.ResourceOptions(parent=self, depends_on=[self.deployment]),
         )
         port = {"name": "http", "port": args.service_port or spec.port, "targetPort": "http"}
         if args.node_port:
             port["nodePort"] = args.node_port
         self.service = k8s.core.v1.Service(
             name,
-            metadata={**meta, "name": name},
+            metadata={**meta, "name": name, "annotations": skip_await},
             spec={"type": args.service_type, "selector": selector(name), "ports": [port]},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment]),
         )
