@@ -354,18 +354,21 @@ def _drift(args: argparse.Namespace) -> int:
 
     from ._drift import Limits, check
     from ._http import CertificatesError
+    from ._kube import KubeError
+    from ._reach import reached
 
     fleet = _load(args.project_dir, args.stack, not_done="the gateway was not checked")
     if fleet is None:
         return _metrics(args, None, 1)
-    url = args.url or fleet.stack.gateway_url
     limits = Limits(timeout=args.timeout, deadline=args.deadline)
     progress = _attempt_progress(args.wait) if args.wait and _on_terminal() else None
     try:
-        report = asyncio.run(check(fleet, url, os.environ.get(args.key_env), backends=args.backends, wait=args.wait,
-                                   limits=limits, key_source=f"the environment variable {args.key_env}",
-                                   progress=progress))  # fmt: skip
-    except CertificatesError as exc:
+        with reached(fleet, args.project_dir, args.url, args.backends) as where:
+            report = asyncio.run(check(fleet, where.url, os.environ.get(args.key_env), backends=args.backends,
+                                       wait=args.wait, limits=limits, progress=progress,
+                                       key_source=f"the environment variable {args.key_env}",
+                                       backend_addresses=where.backends))  # fmt: skip
+    except (CertificatesError, KubeError) as exc:
         print(f"stack '{args.stack}': could not check: {exc}", file=sys.stderr)
         return _metrics(args, None, 1)
     return _emit(report, args)
@@ -375,19 +378,22 @@ def _probe(args: argparse.Namespace) -> int:
     import asyncio
 
     from ._http import CertificatesError, Limits
+    from ._kube import KubeError
     from ._probe import probe
+    from ._reach import reached
 
     fleet = _load(args.project_dir, args.stack, not_done="the gateway was not checked")
     if fleet is None:
         return _metrics(args, None, 1)
-    url = args.url or fleet.stack.gateway_url
     limits = Limits(timeout=args.timeout, retries=1, deadline=args.deadline)
     try:
-        report = asyncio.run(probe(fleet, url, os.environ.get(args.key_env), include_external=args.include_external,
-                                   backends=args.backends, limits=limits,
-                                   key_source=f"the environment variable {args.key_env}",
-                                   progress=_check_progress if _on_terminal() else None))  # fmt: skip
-    except CertificatesError as exc:
+        with reached(fleet, args.project_dir, args.url, args.backends) as where:
+            report = asyncio.run(probe(fleet, where.url, os.environ.get(args.key_env),
+                                       include_external=args.include_external, backends=args.backends, limits=limits,
+                                       key_source=f"the environment variable {args.key_env}",
+                                       progress=_check_progress if _on_terminal() else None,
+                                       backend_addresses=where.backends))  # fmt: skip
+    except (CertificatesError, KubeError) as exc:
         print(f"stack '{args.stack}': could not check: {exc}", file=sys.stderr)
         return _metrics(args, None, 1)
     return _emit(report, args)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import httpx
@@ -261,12 +261,14 @@ async def check(
     transport: httpx.AsyncBaseTransport | None = None,
     key_source: str = "the master key",
     progress: Callable[[Report], None] | None = None,
+    backend_addresses: Mapping[str, str | None] | None = None,
 ) -> Report:
     """Check a stack's gateway against the declared set computed from its catalog, and with
-    `backends`, each provisioned backend reachable from here."""
+    `backends`, each provisioned backend reachable from here (at `backend_addresses` when given:
+    the forwards to a cluster's Services, llmfleet/_reach.py)."""
     targets: list[tuple[str, Any, str | None]] = []
     if backends:
-        urls = backend_urls(fleet)
+        urls = backend_addresses if backend_addresses is not None else backend_urls(fleet)
         local = fleet.catalog.local_providers().items()
         targets = [(n, p, urls.get(n)) for n, p in local if isinstance(p, _BACKEND_KINDS)]
     return await check_declared(

@@ -119,7 +119,8 @@ def load_kubeconfig(path: str | None, context: str) -> KubeAccess:
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise KubeError(f"{where}: no such file; pass the kubeconfig's path or set KUBECONFIG") from None
+        raise KubeError(f"{where}: no such file (looking for the context '{context}'); pass the kubeconfig's path "
+                        "or set KUBECONFIG") from None  # fmt: skip
     except (OSError, UnicodeDecodeError) as exc:
         raise KubeError(f"{where}: cannot be read ({_reason(exc)})") from None
     config = _parse_yaml(text, where)

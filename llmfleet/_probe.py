@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -243,12 +243,13 @@ async def probe(
     transport: httpx.AsyncBaseTransport | None = None,
     key_source: str = "the master key",
     progress: Callable[[CheckResult], None] | None = None,
+    backend_addresses: Mapping[str, str | None] | None = None,
 ) -> Report:
     """Probe every declared name of a stack through its gateway (and, with `backends`, each
-    local deployment reachable from here)."""
+    local deployment reachable from here, at `backend_addresses` when given)."""
     targets: list[tuple[str, Any, str | None]] = []
     if backends:
-        urls = backend_urls(fleet)
+        urls = backend_addresses if backend_addresses is not None else backend_urls(fleet)
         targets = [(n, p, urls.get(n)) for n, p in fleet.catalog.local_providers().items()]
     return await probe_declared(url, key, probe_targets(fleet.catalog), stack=fleet.name,
                                 include_external=include_external, backend_targets=targets, limits=limits,

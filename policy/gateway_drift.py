@@ -13,6 +13,7 @@ Plain functions: tests call `validate_gateway_drift` with StackValidationArgs bu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -25,6 +26,7 @@ import pulumi.runtime
 from pulumi_policy.proxy import UnknownValueError
 
 from llmfleet import CertificatesError, Limits, ProbeTarget, Report, check_declared, probe_declared
+from llmfleet._kube import KubeError, forwarded, load_kubeconfig
 from llmfleet._wording import count
 
 GATEWAY_TYPE = "llmfleet:index:Gateway"
@@ -163,32 +165,60 @@ def validate_gateway_drift(
         key_env = config.key_env
         source = f"the gateway's master_key output (or the environment variable {key_env})"
         probed = (_known_names(gateway.props, "probe_models") or []) if config.probe else []
-        checks.append((gateway, url, declared, key or os.environ.get(key_env), source, probed))
+        checks.append((gateway, url, declared, key or os.environ.get(key_env), source, probed, _reach(gateway.props)))
 
     async def run() -> None:
+        for gateway, url, declared, key, source, probed, reach in checks:
+            with contextlib.ExitStack() as forwards:
+                if reach:  # a Kubernetes gateway not exposed outside its cluster: through the API server
+                    try:
+                        access = load_kubeconfig(reach["kubeconfig"], reach["context"])
+                        forward = forwarded(access, reach["namespace"], reach["service"], int(reach["port"]))
+                        url = str(forwards.enter_context(forward))
+                    except KubeError as exc:
+                        report_violation(f"could not reach the gateway through the Kubernetes API server: {exc}",
+                                         gateway.urn)  # fmt: skip
+                        continue
+                await check_one(gateway, url, declared, key, source, probed)
+
+    async def check_one(gateway: Any, url: str, declared: list[str], key: str | None, source: str,
+                        probed: list[str]) -> None:  # fmt: skip
         limits = Limits(timeout=config.timeout_seconds)
         wait = config.wait_seconds
-        for gateway, url, declared, key, source, probed in checks:
-            started = time.monotonic()
-            try:
-                report = await check_declared(url, key, declared, stack=_stack_of(gateway.urn), wait=wait,
-                                              limits=limits, transport=transport, key_source=source)  # fmt: skip
-            except CertificatesError as exc:
-                report_violation(f"could not check the gateway at {url}: {exc}", gateway.urn)
-                continue
-            if report.exit_code != 0:
-                report_violation(violation_message(report), gateway.urn)
-                continue
-            if probed:  # listed is not enough: each local name must answer, within what is left of the wait
-                budget = max(10.0, wait - (time.monotonic() - started))
-                targets = [ProbeTarget(n, "model", n, (), external=False) for n in probed]
-                probe_limits = Limits(timeout=budget, retries=1, deadline=budget)
-                probed_report = await probe_declared(url, key, targets, stack=report.stack, limits=probe_limits,
-                                                     transport=transport)  # fmt: skip
-                if probed_report.exit_code != 0:
-                    report_violation(probe_violation(probed_report), gateway.urn)
+        started = time.monotonic()
+        try:
+            report = await check_declared(url, key, declared, stack=_stack_of(gateway.urn), wait=wait,
+                                          limits=limits, transport=transport, key_source=source)  # fmt: skip
+        except CertificatesError as exc:
+            report_violation(f"could not check the gateway at {url}: {exc}", gateway.urn)
+            return
+        if report.exit_code != 0:
+            report_violation(violation_message(report), gateway.urn)
+            return
+        if probed:  # listed is not enough: each local name must answer, within what is left of the wait
+            budget = max(10.0, wait - (time.monotonic() - started))
+            targets = [ProbeTarget(n, "model", n, (), external=False) for n in probed]
+            probe_limits = Limits(timeout=budget, retries=1, deadline=budget)
+            probed_report = await probe_declared(url, key, targets, stack=report.stack, limits=probe_limits,
+                                                 transport=transport)  # fmt: skip
+            if probed_report.exit_code != 0:
+                report_violation(probe_violation(probed_report), gateway.urn)
 
     return run()
+
+
+def _reach(props: Any) -> dict[str, str] | None:
+    """How to reach a Kubernetes gateway through the API server (its `reach` output: kubeconfig,
+    context, namespace, service, port), or None: a Docker gateway, or one with an external URL."""
+    try:
+        reach = props.get("reach")
+        if not isinstance(reach, Mapping) or not reach:
+            return None
+        # Numbers arrive as doubles (4000.0), as the policy config's do.
+        return {**{k: str(reach[k]) for k in ("kubeconfig", "context", "namespace", "service")},
+                "port": str(int(reach["port"]))}  # fmt: skip
+    except (UnknownValueError, KeyError, TypeError, ValueError):
+        return None
 
 
 def _known_names(props: Any, key: str) -> list[str] | None:

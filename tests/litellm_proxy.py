@@ -37,11 +37,13 @@ def proxy_env(master_key: str = MASTER_KEY) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def running_proxy(config_text: str, workdir: Path, master_key: str = MASTER_KEY) -> Iterator[str]:
-    """Yield the base URL of a LiteLLM proxy serving `config_text`; stop it on exit."""
+def running_proxy(
+    config_text: str, workdir: Path, master_key: str = MASTER_KEY, port: int | None = None
+) -> Iterator[str]:
+    """Yield the base URL of a LiteLLM proxy serving `config_text` (on `port`, else a free one); stop it on exit."""
     config = workdir / "litellm.yaml"
     config.write_text(config_text)
-    port = free_port()
+    port = port or free_port()
     log_path = workdir / "litellm.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(

@@ -163,7 +163,8 @@ def test_the_named_context_is_used_never_the_current_one(tmp_path: Path) -> None
 
 def test_a_missing_file_names_where_it_looked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     missing = tmp_path / "nope"
-    expected = f"kubeconfig {missing}: no such file; pass the kubeconfig's path or set KUBECONFIG"
+    expected = (f"kubeconfig {missing}: no such file (looking for the context '{CONTEXT}'); pass the kubeconfig's "
+                "path or set KUBECONFIG")  # fmt: skip
     assert error(missing) == expected
     monkeypatch.setenv("KUBECONFIG", f"{missing}{os.pathsep}{tmp_path / 'second'}")
     assert error(None) == expected

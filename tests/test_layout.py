@@ -94,7 +94,8 @@ def test_the_library_imports_no_pulumi() -> None:
 def test_the_specs_and_the_compose_translation_load_no_target() -> None:
     """At run time too: components/fleet.py imports a target's translation only once it deploys to
     it, so what needs only the specs loads no pulumi_docker."""
-    code = ("import sys, components, components.servers.fleet, bench.compose_fleet; print(sorted(m for m in "
-            "('pulumi_docker', 'components.docker', 'pulumi_kubernetes', 'components.kubernetes') if m in sys.modules))")  # fmt: skip
+    targets = ("pulumi_docker", "components.docker", "pulumi_kubernetes", "components.kubernetes")
+    code = ("import sys, components, components.servers.fleet, bench.compose_fleet; "
+            f"print(sorted(m for m in {targets!r} if m in sys.modules))")  # fmt: skip
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=PROJECT)
     assert (done.returncode, done.stdout.strip()) == (0, "[]"), done.stderr

@@ -239,3 +239,17 @@ def test_a_config_value_of_the_wrong_type_is_a_violation_not_a_default(
     [(message, urn)] = validate([resource(props(gateway))], config)
     assert message.startswith(problem) and urn is None, message
     assert gateway.requests == []  # nothing is checked with a config not as written
+
+
+def test_a_kubernetes_gateway_is_reached_through_its_cluster_and_an_unreachable_one_is_a_violation(
+    tmp_path: Path,
+) -> None:
+    """A Kubernetes gateway not exposed outside its cluster carries how to reach it (`reach`); the
+    forward itself runs against the real API server in tests/test_kubernetes_checks_real.py."""
+    reach = {"kubeconfig": str(tmp_path / "absent"), "context": "gpu-cluster", "namespace": "llm",
+             "service": "gateway", "port": 4000.0}  # fmt: skip
+    in_cluster = {"url": "http://gateway.llm.svc:4000", "declared_models": DECLARED, "master_key": KEY, "reach": reach}
+    [(message, urn)] = validate([resource(in_cluster)])
+    assert urn == URN
+    assert message.startswith("could not reach the gateway through the Kubernetes API server: ")
+    assert "absent" in message and "gpu-cluster" in message, message

@@ -529,8 +529,8 @@ RUNS_ON = (
 )
 
 
-# Shipped as an example, outside the fleet's workflows (README, "Deploying to Kubernetes"): the hourly
-# `drift --backends` cannot reach a cluster's backends yet (issue #20's last stage).
+# Shipped as an example, outside the fleet's workflows (README, "Deploying to Kubernetes"): its runner
+# would need the cluster's kubeconfig, which a team adds with the stack to the matrices.
 EXAMPLE_STACKS = {"cluster"}
 
 

@@ -3,22 +3,15 @@ names, never the ambient current-context, so a `pulumi up` can only reach the cl
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from llmfleet._kube import kubeconfig_path
+from llmfleet._reach import stack_kubeconfig
 from llmfleet._stack import Kubernetes
-
-
-def kubeconfig_path(kube: Kubernetes, project_dir: Path) -> Path:
-    """The stack's kubeconfig (relative to the project), else $KUBECONFIG's first file, else ~/.kube/config."""
-    if kube.kubeconfig:
-        return project_dir / Path(kube.kubeconfig).expanduser()
-    from_env = [p for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
-    return Path(from_env[0]).expanduser() if from_env else Path.home() / ".kube" / "config"
 
 
 @dataclass(frozen=True)
@@ -33,7 +26,7 @@ class Cluster:
 
 
 def cluster_provider(stack: str, kube: Kubernetes, project_dir: Path) -> Cluster:
-    path = kubeconfig_path(kube, project_dir)
+    path = kubeconfig_path(stack_kubeconfig(kube, project_dir))
     if not path.is_file():
         raise pulumi.RunError(
             f"stack '{stack}': no kubeconfig at {path} (llmfleet:kubernetes.kubeconfig, else $KUBECONFIG, else "

@@ -101,6 +101,7 @@ def deploy_to_kubernetes(
             probe_models=[t.name for t in probe_targets(catalog) if not t.external],
             master_key=secrets.master_key,
             url=settings.gateway_url,
+            in_cluster=settings.gateway.url is None,
             port=settings.gateway.port,
             exposure=kube.gateway,
             pool=kube.pools[kube.gateway.pool] if kube.gateway.pool else None,

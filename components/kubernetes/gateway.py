@@ -37,6 +37,7 @@ class GatewayArgs:
     master_key: pulumi.Input[str]
     url: str
     port: int
+    in_cluster: bool  # `url` is the Service's address inside the cluster (no llmfleet:gateway.url)
     exposure: KubernetesGateway
     pool: NodePool | None = None
     api_keys: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
@@ -45,12 +46,14 @@ class GatewayArgs:
 
 class Gateway(pulumi.ComponentResource):
     url: pulumi.Output[str]
+    reach: pulumi.Output[dict[str, object]]
     declared_models: pulumi.Output[list[str]]
     probe_models: pulumi.Output[list[str]]
     master_key: pulumi.Output[str]
 
     def __init__(self, name: str, args: GatewayArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("llmfleet:kubernetes:Gateway", name, {}, opts)
+        # The Docker gateway's type: the policy pack (policy/gateway_drift.py) checks every gateway by it.
+        super().__init__("llmfleet:index:Gateway", name, {}, opts)
         spec = gateway_spec()
         meta = {"namespace": args.namespace, "labels": labels(args.stack, NAME, spec.kind, "gateway")}
         config = k8s.core.v1.ConfigMap(
@@ -91,8 +94,14 @@ class Gateway(pulumi.ComponentResource):
             pulumi.ResourceOptions(parent=self),
         )
         self.url = pulumi.Output.from_input(args.url)
+        # How the policy reaches a gateway not exposed outside the cluster: through the API server.
+        reach: dict[str, object] = {}
+        if args.in_cluster:
+            reach = {"kubeconfig": args.cluster.kubeconfig, "context": args.cluster.context,
+                     "namespace": args.namespace, "service": NAME, "port": args.port}  # fmt: skip
+        self.reach = pulumi.Output.from_input(reach)
         self.declared_models = pulumi.Output.from_input(list(args.declared_models))
         self.probe_models = pulumi.Output.from_input(list(args.probe_models))
         self.master_key = pulumi.Output.secret(args.master_key)
-        self.register_outputs({"url": self.url, "declared_models": self.declared_models,
+        self.register_outputs({"url": self.url, "reach": self.reach, "declared_models": self.declared_models,
                                "probe_models": self.probe_models, "master_key": self.master_key})  # fmt: skip

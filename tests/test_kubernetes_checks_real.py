@@ -1,0 +1,177 @@
+"""drift, probe and the gateway-drift policy on a Kubernetes stack whose gateway is not exposed outside
+the cluster: they reach it through the real API server, as `kubectl port-forward` does
+(llmfleet/_reach.py, llmfleet/_kube.py), with the stack's own kubeconfig and context.
+
+The fleet is deployed by the real engine and provider to the tests' control plane
+(tests/kubernetes_deploy.py). kwok runs no container, so each pod's port is forwarded by kwok to a
+real server on loopback: the gateway's to the real LiteLLM proxy serving the very config.yaml the
+`up` put in the gateway's ConfigMap (read back from the API server), each backend's to a stand-in
+that answers as that server does (tests/standins.py). The one substitution: in that config, each
+`api_base` host (`http://vllm:8000`, resolved by the cluster's DNS in a real pod) is the stand-in's
+loopback address, which plays the cluster DNS for the LiteLLM process on this host.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from . import engine_build, kubernetes_build
+from .kubernetes_cluster import GpuPool, PortForward, running_cluster
+from .kubernetes_deploy import CATALOG, NAMESPACE, STACK, KubeProject, init_stack, make_project, stack_file
+from .litellm_proxy import MASTER_KEY, free_port, running_proxy
+from .standins import (
+    StandIn,
+    serve_llama_cpp_python,
+    serve_llama_server,
+    serve_openai_chat,
+    serve_vllm,
+    standins,
+)
+from .tiny_gguf import write_tiny_gguf
+
+pytestmark = [pytest.mark.real_kubernetes, pytest.mark.real_deploy, pytest.mark.litellm, pytest.mark.timeout(900)]
+
+# The catalog's ports (tests/kubernetes_deploy.py CATALOG) and the gateway Service's.
+BACKENDS = {"vllm": 8000, "native": 8080, "python": 8001}
+GATEWAY_PORT = 4000
+
+
+@dataclass
+class Deployed:
+    project: KubeProject
+    backends: dict[str, StandIn]
+    litellm_port: int
+    workdir: Path
+    stack: str  # the stack file as written, before `pulumi config set --secret` added the key
+
+    def write(self, catalog: str) -> None:
+        self.project.write(catalog, self.stack)
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+    root = tmp_path_factory.mktemp("kube-checks")
+    gguf_dir = root / "gguf"
+    gguf_dir.mkdir()
+    write_tiny_gguf(gguf_dir / "tiny.gguf")
+    with standins(3) as (vllm, native, python):
+        serve_vllm(vllm, "tiny-vllm")
+        for server in (native, python):  # both serve OpenAI's chat API (LiteLLM's `openai/` prefix calls it)
+            serve_openai_chat(server)
+        serve_llama_server(native, "tiny-native")  # and list their one model as each does
+        serve_llama_cpp_python(python, "tiny-python")
+        backends = {"vllm": vllm, "native": native, "python": python}
+        litellm_port = free_port()
+        forwards = [PortForward(GATEWAY_PORT, litellm_port)]
+        forwards += [PortForward(port, backends[name].port) for name, port in BACKENDS.items()]
+        pools = [GpuPool("gpu-a", nodes=2, gpus=2), GpuPool("cpu", nodes=1, gpus=0)]
+        with running_cluster(
+            kubernetes_build.ensure_built(), root / "cluster", pools=pools, forwards=forwards
+        ) as cluster:
+            path = [engine_build.ensure_built(), kubernetes_build.ensure_provider_built()]
+            project = make_project(root / "project", path, cluster)
+            stack = stack_file(cluster.kubeconfig, gguf_dir)
+            init_stack(project, CATALOG, stack)
+            try:
+                project.ok("up", "--yes", "--skip-preview")
+                yield Deployed(project, backends, litellm_port, root, stack)
+            finally:
+                project.pulumi("destroy", "--yes", "--skip-preview", timeout=300)
+
+
+def deployed_config(project: KubeProject) -> str:
+    """The config.yaml the gateway's pods mount, as the API server holds it."""
+    gateway = project.objects("deployments", "/apis/apps/v1")["gateway"]
+    volumes = gateway["spec"]["template"]["spec"]["volumes"]
+    name = next(v["configMap"]["name"] for v in volumes if "configMap" in v)
+    return project.cluster.get(f"/api/v1/namespaces/{NAMESPACE}/configmaps/{name}")["data"]["config.yaml"]
+
+
+@pytest.fixture(scope="module")
+def gateway(deployed: Deployed) -> Iterator[str]:
+    """The real LiteLLM serving the deployed config, where kwok forwards the gateway pods' port."""
+    config = deployed_config(deployed.project)
+    for name, port in BACKENDS.items():
+        assert f"http://{name}:{port}" in config, config
+        config = config.replace(f"http://{name}:{port}", deployed.backends[name].url)
+    with running_proxy(config, deployed.workdir, port=deployed.litellm_port) as url:
+        yield url
+
+
+def report(done: subprocess.CompletedProcess[str]) -> dict:
+    return json.loads(done.stdout)
+
+
+def test_drift_and_probe_reach_the_gateway_through_the_api_server(deployed: Deployed, gateway: str) -> None:
+    project = deployed.project
+    done = project.llmfleet("drift", "--stack", STACK, "--format", "json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert report(done)["gateway_url"].startswith("http://127.0.0.1:")  # the forward, not the in-cluster address
+    done = project.llmfleet("drift", "--stack", STACK, "--backends")
+    assert done.returncode == 0, done.stdout + done.stderr
+    done = project.llmfleet("probe", "--stack", STACK, "--backends", timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # Every backend was asked, each through its own Service's forward.
+    assert all(server.requests for server in deployed.backends.values())
+
+
+def test_drift_exits_2_when_the_served_set_drifts(deployed: Deployed, gateway: str) -> None:
+    project = deployed.project
+    catalog = CATALOG + "    code: tiny-native\n"  # declared, not deployed: the live gateway lacks it
+    deployed.write(catalog)
+    try:
+        done = project.llmfleet("drift", "--stack", STACK)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "code" in done.stdout, done.stdout
+    finally:
+        deployed.write(CATALOG)
+
+
+def test_an_unreachable_cluster_could_not_check_naming_the_context(deployed: Deployed) -> None:
+    project = deployed.project
+    path = project.root / "stacks" / f"Pulumi.{STACK}.yaml"
+    original = path.read_text()
+    path.write_text(original.replace("context: llmfleet-test", "context: elsewhere"))
+    try:
+        done = project.llmfleet("drift", "--stack", STACK)
+    finally:
+        path.write_text(original)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "could not check" in done.stderr and "elsewhere" in done.stderr, done.stderr
+
+
+def test_the_policy_fails_an_up_on_drift(deployed: Deployed, gateway: str) -> None:
+    """The catalog gains an alias; the `up` rolls the gateway to a new ConfigMap, but the gateway
+    that answers (the real LiteLLM behind kwok's forward) still serves the old config: the policy,
+    reaching it through the API server, must fail the `up`."""
+    project = deployed.project
+    policy_config = project.root / "policy-config.json"
+    policy_config.write_text(json.dumps({"gateway-drift": {"waitSeconds": 5, "timeoutSeconds": 5}}))
+    deployed.write(CATALOG + "    code: tiny-native\n")
+    try:
+        done = project.pulumi("up", "--yes", "--skip-preview", "--policy-pack", "policy",
+                              "--policy-pack-config", str(policy_config))  # fmt: skip
+        errors = "\n".join(line for line in done.stdout.splitlines() if "error" in line.lower())
+        assert done.returncode != 0, project.tail()
+        assert "gateway-drift" in done.stdout and "code" in done.stdout, errors + project.tail(2000)
+        # Back in sync: the same policy passes.
+        deployed.write(CATALOG)
+        project.ok("up", "--yes", "--skip-preview", "--policy-pack", "policy", "--policy-pack-config",
+                   str(policy_config))  # fmt: skip
+    finally:
+        deployed.write(CATALOG)
+
+
+def test_the_master_key_reached_the_gateway_pods_only_through_the_secret(deployed: Deployed) -> None:
+    gateway = deployed.project.objects("deployments", "/apis/apps/v1")["gateway"]
+    env = {e["name"]: e for e in gateway["spec"]["template"]["spec"]["containers"][0]["env"]}
+    ref = env["LITELLM_MASTER_KEY"]["valueFrom"]["secretKeyRef"]
+    secret = deployed.project.cluster.get(f"/api/v1/namespaces/{NAMESPACE}/secrets/{ref['name']}")
+    assert base64.b64decode(secret["data"][ref["key"]]).decode() == MASTER_KEY
