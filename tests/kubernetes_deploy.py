@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,17 @@ class KubeProject:
     def llmfleet(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return self.run([sys.executable, "-m", "llmfleet", "--project-dir", str(self.root), *args], timeout)
 
+    def preview_steps(self) -> dict[str, str]:
+        """`pulumi preview --json`: each resource's name -> the operations planned for it."""
+        done = self.pulumi("preview", "--json")
+        if done.returncode != 0:
+            raise AssertionError(f"preview failed:\n{self.tail()}")
+        steps: dict[str, str] = {}
+        for step in json.loads(done.stdout).get("steps", []):
+            name = step["urn"].rsplit("::", 1)[1]
+            steps[name] = f"{steps[name]},{step['op']}" if name in steps else step["op"]
+        return steps
+
     def tail(self, size: int = 6000) -> str:
         return "\n".join(self.log[-2:])[-size:]
 
@@ -201,3 +213,41 @@ def init_stack(project: KubeProject, catalog: str, stack: str) -> None:
 
 def dumps(value: Any) -> str:
     return json.dumps(value, indent=1)[:4000]
+
+
+@dataclass
+class ReadyWatch:
+    """Polls the ready endpoints of a Service's EndpointSlices (what its clients are sent to) in a
+    thread, from `start()` to `stop()`, keeping the fewest seen and every distinct count in order."""
+
+    cluster: Cluster
+    service: str
+    fewest: int | None = None
+    seen: list[int] = field(default_factory=list)
+    polls: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def ready(self) -> int:
+        slices = self.cluster.get(f"/apis/discovery.k8s.io/v1/namespaces/{NAMESPACE}/endpointslices",
+                                  labelSelector=f"kubernetes.io/service-name={self.service}")  # fmt: skip
+        conditions = [e.get("conditions", {}) for s in slices["items"] for e in s.get("endpoints") or []]
+        return sum(1 for c in conditions if c.get("ready") and not c.get("terminating"))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            count = self.ready()
+            self.polls += 1
+            self.fewest = count if self.fewest is None else min(self.fewest, count)
+            if not self.seen or self.seen[-1] != count:
+                self.seen.append(count)
+            self._stop.wait(0.05)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=10)

@@ -19,7 +19,17 @@ from llmfleet import declared_models, load_fleet, render_gateway_config
 
 from . import engine_build, kubernetes_build
 from .kubernetes_cluster import GPU_RESOURCE, POOL_LABEL, GpuPool, running_cluster
-from .kubernetes_deploy import CATALOG, NAMESPACE, STACK, KubeProject, dumps, init_stack, make_project, stack_file
+from .kubernetes_deploy import (
+    CATALOG,
+    NAMESPACE,
+    STACK,
+    KubeProject,
+    ReadyWatch,
+    dumps,
+    init_stack,
+    make_project,
+    stack_file,
+)
 from .litellm_proxy import MASTER_KEY
 from .tiny_gguf import write_tiny_gguf
 
@@ -109,6 +119,62 @@ def test_the_gateway_serves_the_rendered_config_with_its_keys_from_a_secret(proj
     assert "api_base: http://vllm:8000/v1" in config["data"]["config.yaml"]
     # The master key is in the Secret only: neither the config nor the Deployment holds it.
     assert MASTER_KEY not in config["data"]["config.yaml"] and MASTER_KEY not in str(gateway)
+
+
+def test_a_catalog_change_rolls_the_gateway_create_first_and_a_full_gpu_pool_without_a_spare(
+    project: KubeProject,
+) -> None:
+    """One change: an alias more (a new gateway config) and a new environment for vLLM, whose pool is
+    full (vLLM 2 GPUs and llama-server 2 on two nodes of 2). The preview shows the config replaced
+    create-first; the `up` rolls the gateway with never fewer ready endpoints than its 2 replicas,
+    and rolls vLLM although no GPU is spare (Recreate: a RollingUpdate's surge pod would wait forever)."""
+    full = CATALOG.replace("gpus: [0]", "gpus: [0, 1]")
+    project.write(full, stack_file(project.cluster.kubeconfig, project.gguf_dir))  # type: ignore[attr-defined]
+    project.ok("up", "--yes", "--skip-preview")
+    before = project.objects("deployments", "/apis/apps/v1")
+    old_config = next(v["configMap"]["name"] for v in before["gateway"]["spec"]["template"]["spec"]["volumes"]
+                      if "configMap" in v)  # fmt: skip
+
+    changed = full.replace(
+        "    served_name: tiny-vllm\n", "    served_name: tiny-vllm\n    env: {VLLM_LOGGING_LEVEL: DEBUG}\n"
+    )
+    project.write(changed + "    code: tiny-native\n", stack_file(project.cluster.kubeconfig, project.gguf_dir))  # type: ignore[attr-defined]
+    steps = project.preview_steps()
+    assert steps["gateway-config"] == "replace", steps
+    assert steps["gateway"] == "update" and steps["vllm"] == "update", steps
+    assert steps.get("native", "same") == "same", steps
+
+    watch = ReadyWatch(project.cluster, "gateway")
+    watch.start()
+    try:
+        done = project.ok("up", "--yes", "--skip-preview")
+    finally:
+        watch.stop()
+    # Create-first, and the old config deleted only once the gateway has rolled to the new one.
+    events = [
+        re.search(pattern, done.stdout)
+        for pattern in (
+            r"gateway-config creating replacement",
+            r"gateway-rollout updated",
+            r"gateway-config deleting original",
+        )
+    ]
+    assert all(events) and events[0].start() < events[1].start() < events[2].start(), project.tail()  # type: ignore[union-attr]
+    assert watch.polls > 5 and watch.fewest is not None and watch.fewest >= 2, watch.seen
+
+    after = project.objects("deployments", "/apis/apps/v1")
+    new_config = next(v["configMap"]["name"] for v in after["gateway"]["spec"]["template"]["spec"]["volumes"]
+                      if "configMap" in v)  # fmt: skip
+    assert new_config != old_config
+    configs = project.objects("configmaps")
+    assert set(configs) == {new_config}, sorted(configs)  # the old one deleted after the roll
+    assert "code" in configs[new_config]["data"]["config.yaml"]
+    env = {e["name"]: e.get("value") for e in after["vllm"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["VLLM_LOGGING_LEVEL"] == "DEBUG"
+    assert after["vllm"]["status"]["updatedReplicas"] == 1 == after["vllm"]["status"]["readyReplicas"]
+    vllm_pods = [p for p in project.objects("pods").values()
+                 if p["metadata"]["labels"]["app.kubernetes.io/instance"] == "vllm"]  # fmt: skip
+    assert len(vllm_pods) == 1 and vllm_pods[0]["status"]["phase"] == "Running", dumps(vllm_pods)
 
 
 def test_destroy_leaves_only_the_kept_caches(project: KubeProject) -> None:
