@@ -11,19 +11,29 @@ StorageClass with static volumes, which the real controller manager binds claims
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.kubernetes_cluster import GPU_RESOURCE, POOL_LABEL, Cluster
+from tests.kubernetes_cluster import GPU_RESOURCE, POOL_LABEL, Cluster, PortForward
 from tests.litellm_proxy import MASTER_KEY
 from tests.real_deploy import PASSPHRASE, PROGRAM_FILES, PROJECT
+from tests.standins import (
+    StandIn,
+    serve_llama_cpp_python,
+    serve_llama_server,
+    serve_openai_chat,
+    serve_vllm,
+    standins,
+)
 
 STACK = "k8s"
 NAMESPACE = "llm"
@@ -251,3 +261,46 @@ class ReadyWatch:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=10)
+
+
+# The catalog's backend ports (CATALOG) and the gateway Service's: what kwok forwards to loopback.
+BACKEND_PORTS = {"vllm": 8000, "native": 8080, "python": 8001}
+GATEWAY_PORT = 4000
+
+
+@contextlib.contextmanager
+def backend_standins() -> Iterator[dict[str, StandIn]]:
+    """A loopback stand-in per CATALOG backend, answering as that server does: its /v1/models and
+    OpenAI's chat API (vLLM's shapes; LiteLLM's `openai/` prefix calls llama.cpp's servers so)."""
+    with standins(3) as (vllm, native, python):
+        serve_vllm(vllm, "tiny-vllm")
+        for server in (native, python):
+            serve_openai_chat(server)
+        serve_llama_server(native, "tiny-native")  # after the chat API: each lists its one model
+        serve_llama_cpp_python(python, "tiny-python")
+        yield {"vllm": vllm, "native": native, "python": python}
+
+
+def loopback_forwards(backends: dict[str, StandIn], gateway_port: int) -> list[PortForward]:
+    """kwok's forwards: the gateway pods' port to `gateway_port` (the real LiteLLM), each backend's
+    to its stand-in."""
+    return [PortForward(GATEWAY_PORT, gateway_port),
+            *(PortForward(port, backends[name].port) for name, port in BACKEND_PORTS.items())]  # fmt: skip
+
+
+def loopback_config(config: str, backends: dict[str, StandIn]) -> str:
+    """A deployed gateway config for the real LiteLLM on this host: each `api_base` host, which the
+    cluster's DNS resolves in a pod, pointed at its stand-in on loopback."""
+    for name, port in BACKEND_PORTS.items():
+        if f"http://{name}:{port}" not in config:
+            raise AssertionError(f"no api_base for {name} in:\n{config}")
+        config = config.replace(f"http://{name}:{port}", backends[name].url)
+    return config
+
+
+def deployed_config(project: KubeProject) -> str:
+    """The config.yaml the gateway's pods mount, as the API server holds it."""
+    gateway = project.objects("deployments", "/apis/apps/v1")["gateway"]
+    volumes = gateway["spec"]["template"]["spec"]["volumes"]
+    name = next(v["configMap"]["name"] for v in volumes if "configMap" in v)
+    return project.cluster.get(f"/api/v1/namespaces/{NAMESPACE}/configmaps/{name}")["data"]["config.yaml"]

@@ -23,24 +23,25 @@ from pathlib import Path
 import pytest
 
 from . import engine_build, kubernetes_build
-from .kubernetes_cluster import GpuPool, PortForward, running_cluster
-from .kubernetes_deploy import CATALOG, NAMESPACE, STACK, KubeProject, init_stack, make_project, stack_file
-from .litellm_proxy import MASTER_KEY, free_port, running_proxy
-from .standins import (
-    StandIn,
-    serve_llama_cpp_python,
-    serve_llama_server,
-    serve_openai_chat,
-    serve_vllm,
-    standins,
+from .kubernetes_cluster import GpuPool, running_cluster
+from .kubernetes_deploy import (
+    CATALOG,
+    NAMESPACE,
+    STACK,
+    KubeProject,
+    backend_standins,
+    deployed_config,
+    init_stack,
+    loopback_config,
+    loopback_forwards,
+    make_project,
+    stack_file,
 )
+from .litellm_proxy import MASTER_KEY, free_port, running_proxy
+from .standins import StandIn
 from .tiny_gguf import write_tiny_gguf
 
 pytestmark = [pytest.mark.real_kubernetes, pytest.mark.real_deploy, pytest.mark.litellm, pytest.mark.timeout(900)]
-
-# The catalog's ports (tests/kubernetes_deploy.py CATALOG) and the gateway Service's.
-BACKENDS = {"vllm": 8000, "native": 8080, "python": 8001}
-GATEWAY_PORT = 4000
 
 
 @dataclass
@@ -61,16 +62,9 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     gguf_dir = root / "gguf"
     gguf_dir.mkdir()
     write_tiny_gguf(gguf_dir / "tiny.gguf")
-    with standins(3) as (vllm, native, python):
-        serve_vllm(vllm, "tiny-vllm")
-        for server in (native, python):  # both serve OpenAI's chat API (LiteLLM's `openai/` prefix calls it)
-            serve_openai_chat(server)
-        serve_llama_server(native, "tiny-native")  # and list their one model as each does
-        serve_llama_cpp_python(python, "tiny-python")
-        backends = {"vllm": vllm, "native": native, "python": python}
+    with backend_standins() as backends:
         litellm_port = free_port()
-        forwards = [PortForward(GATEWAY_PORT, litellm_port)]
-        forwards += [PortForward(port, backends[name].port) for name, port in BACKENDS.items()]
+        forwards = loopback_forwards(backends, litellm_port)
         pools = [GpuPool("gpu-a", nodes=2, gpus=2), GpuPool("cpu", nodes=1, gpus=0)]
         with running_cluster(
             kubernetes_build.ensure_built(), root / "cluster", pools=pools, forwards=forwards
@@ -86,21 +80,10 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
                 project.pulumi("destroy", "--yes", "--skip-preview", timeout=300)
 
 
-def deployed_config(project: KubeProject) -> str:
-    """The config.yaml the gateway's pods mount, as the API server holds it."""
-    gateway = project.objects("deployments", "/apis/apps/v1")["gateway"]
-    volumes = gateway["spec"]["template"]["spec"]["volumes"]
-    name = next(v["configMap"]["name"] for v in volumes if "configMap" in v)
-    return project.cluster.get(f"/api/v1/namespaces/{NAMESPACE}/configmaps/{name}")["data"]["config.yaml"]
-
-
 @pytest.fixture(scope="module")
 def gateway(deployed: Deployed) -> Iterator[str]:
     """The real LiteLLM serving the deployed config, where kwok forwards the gateway pods' port."""
-    config = deployed_config(deployed.project)
-    for name, port in BACKENDS.items():
-        assert f"http://{name}:{port}" in config, config
-        config = config.replace(f"http://{name}:{port}", deployed.backends[name].url)
+    config = loopback_config(deployed_config(deployed.project), deployed.backends)
     with running_proxy(config, deployed.workdir, port=deployed.litellm_port) as url:
         yield url
 
