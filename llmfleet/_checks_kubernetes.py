@@ -13,7 +13,8 @@ from collections import defaultdict
 
 from ._catalog import OllamaProvider
 from ._checks_context import CheckContext, closest
-from ._stack import BuildSpec, NodePool, kube_name_to_use
+from ._checks_sources import in_container, model_files
+from ._stack import BuildSpec, GgufClaim, NodePool, kube_name_to_use
 
 _TARGET, _KUBE, _PROVIDERS = "llmfleet:target", "llmfleet:kubernetes", "llmfleet:providers"
 # Stack keys that only a Docker stack reads, and what a Kubernetes stack says instead.
@@ -49,6 +50,30 @@ def target(ctx: CheckContext) -> None:
     _docker_keys(ctx)
     _service_names(ctx)
     _pools(ctx)
+    _gguf_claim(ctx)
+
+
+def _gguf_claim(ctx: CheckContext) -> None:
+    """A claim of one node (ReadWriteOnce) or one pod (ReadWriteOncePod) cannot serve the GGUF files
+    to several servers that the scheduler may place on different nodes: their pods would wait in
+    ContainerCreating on a Multi-Attach error."""
+    kube = ctx.stack.kubernetes
+    assert kube is not None
+    if not isinstance(kube.gguf, GgufClaim) or kube.gguf.access_mode in ("ReadOnlyMany", "ReadWriteMany"):
+        return
+    readers = [n for n, p in ctx.catalog.local_providers().items()
+               if any(in_container(f) is not None for _, f in model_files(n, p))]  # fmt: skip
+    if len(readers) < 2:
+        return
+    pools = {(ctx.stack.providers[n].pool if n in ctx.stack.providers else None) for n in readers}
+    one_node = len(pools) == 1 and None not in pools and kube.pools[next(iter(pools))].nodes == 1  # type: ignore[index]
+    if kube.gguf.access_mode == "ReadWriteOnce" and one_node:
+        return
+    where = "one pod" if kube.gguf.access_mode == "ReadWriteOncePod" else "one node"
+    ctx.error(ctx.stk, ("config", _KUBE, "gguf", "access_mode"),
+              f"a {kube.gguf.access_mode} claim is mounted by {where} only, and {len(readers)} servers read GGUF "
+              f"files from it ({', '.join(readers)})", "gguf-claim-mode",
+              "Give the files a ReadOnlyMany (or ReadWriteMany) claim, or a host_path on every node.")  # fmt: skip
 
 
 def _docker_keys(ctx: CheckContext) -> None:

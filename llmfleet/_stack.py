@@ -156,10 +156,24 @@ class CacheStorage(_Strict):
 
 class GgufClaim(_Strict):
     claim: KubeName  # an existing PersistentVolumeClaim holding the GGUF files, mounted read-only
+    # Its access mode, as it was created: `validate` checks that it can serve every server reading it.
+    access_mode: Literal["ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"]
 
 
 class GgufHostPath(_Strict):
     host_path: HostDirectory  # a directory on every node of the pools, mounted read-only
+
+
+def _gguf_form(value: Any) -> str:
+    """A claim or a host path, told apart by the key written, so errors come from that form only."""
+    if isinstance(value, GgufClaim | GgufHostPath):
+        return type(value).__name__
+    return "GgufClaim" if isinstance(value, dict) and "claim" in value else "GgufHostPath"
+
+
+GgufSource = Annotated[
+    Annotated[GgufClaim, Tag("GgufClaim")] | Annotated[GgufHostPath, Tag("GgufHostPath")], Discriminator(_gguf_form)
+]
 
 
 class KubernetesGateway(_Strict):
@@ -181,7 +195,7 @@ class Kubernetes(_Strict):
     namespace: KubeName  # an existing namespace: llmfleet does not create or delete it
     pools: dict[KubeName, NodePool] = {}
     cache_storage: CacheStorage = CacheStorage()
-    gguf: GgufClaim | GgufHostPath | None = None
+    gguf: GgufSource | None = None
     gateway: KubernetesGateway = KubernetesGateway()
     # How long a pod may stay unschedulable before `pulumi up` fails naming why (Insufficient
     # nvidia.com/gpu, no node matching the pool). A cluster autoscaler adds nodes in minutes: raise it.

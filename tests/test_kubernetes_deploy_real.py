@@ -59,7 +59,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeProject]:
 def test_validate_and_preview_a_kubernetes_stack(project: KubeProject) -> None:
     done = project.llmfleet("validate", "--stack", STACK)
     assert done.returncode == 0, done.stdout + done.stderr
-    done = project.ok("preview", "--diff")
+    done = project.ok("preview", "--diff", "--policy-pack", "policy")  # as a pull request's preview runs it
     assert "kubernetes:apps/v1:Deployment" in done.stdout, project.tail()
 
 

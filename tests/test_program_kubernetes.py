@@ -89,6 +89,9 @@ def test_gpus_are_whole_devices_of_the_pool_never_a_visible_devices_list(run: Ru
 
 
 def test_start_budgets_and_readiness_from_each_kinds_spec(run: Run) -> None:
+    for name in ("llama-cpp-native", "llama-cpp-python", "vllm-qwen"):  # each loads its model at start
+        startup = pod(run, name)["containers"][0]["startupProbe"]
+        assert startup["periodSeconds"] * startup["failureThreshold"] >= 1800, name  # a 20-minute load survives
     vllm = pod(run, "vllm-qwen")["containers"][0]
     startup = vllm["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 1800  # a 30-minute model load survives

@@ -37,7 +37,7 @@ KUBE = """\
     namespace: llm
     pools:
       gpu-a: {node_selector: {llmfleet.dev/pool: gpu-a}, gpus_per_node: 4, nodes: 2}
-    gguf: {claim: gguf-models}
+    gguf: {claim: gguf-models, access_mode: ReadOnlyMany}
   llmfleet:providers:
     vllm: {pool: gpu-a}
     native: {pool: gpu-a}
@@ -154,8 +154,8 @@ def test_first_fit_packs_whole_gpus_per_node(counts: list[int], nodes: int, per_
 
 
 def test_without_gguf_storage_a_file_warns(tmp_path: Path) -> None:
-    found = [r for r in rules(tmp_path, extra=KUBE.replace("    gguf: {claim: gguf-models}\n", ""))
-             if r[1] == "gguf-without-dir"]  # fmt: skip
+    no_gguf = KUBE.replace("    gguf: {claim: gguf-models, access_mode: ReadOnlyMany}\n", "")
+    found = [r for r in rules(tmp_path, extra=no_gguf) if r[1] == "gguf-without-dir"]
     assert len(found) == 2 and "llmfleet:kubernetes.gguf: {claim:" in found[0][2], found
 
 
@@ -166,3 +166,22 @@ def test_a_kubernetes_stack_claims_nothing_on_a_docker_engine(tmp_path: Path) ->
     found = problems_of(tmp_path, "cluster") + problems_of(tmp_path, "local")
     assert not [p for p in found if p.rule.startswith("stack-")], found
     assert not [p for p in problems_of(tmp_path, "cluster") if p.severity == "error"]
+
+
+def test_a_gguf_claim_of_one_node_cannot_serve_several_servers(tmp_path: Path) -> None:
+    # native and python both read /models/tiny.gguf.
+    rwo = KUBE.replace("access_mode: ReadOnlyMany", "access_mode: ReadWriteOnce")
+    assert errors(tmp_path, extra=rwo) == [
+        "gguf-claim-mode | config['llmfleet:kubernetes'].gguf.access_mode: a ReadWriteOnce claim is mounted by one "
+        "node only, and 2 servers read GGUF files from it (native, python). Give the files a ReadOnlyMany (or "
+        "ReadWriteMany) claim, or a host_path on every node."
+    ]
+    # Both on a pool of one node: one node mounts it for both.
+    one_node = rwo.replace("nodes: 2}", "nodes: 1}").replace(
+        "native: {pool: gpu-a}", "native: {pool: gpu-a}\n    python: {pool: gpu-a}"
+    )
+    assert errors(tmp_path, catalog=CATALOG.replace("gpus: all", "gpus: [0]"), extra=one_node) == []
+    rwop = one_node.replace("ReadWriteOnce", "ReadWriteOncePod")
+    assert [
+        e.split(" | ")[0] for e in errors(tmp_path, catalog=CATALOG.replace("gpus: all", "gpus: [0]"), extra=rwop)
+    ] == ["gguf-claim-mode"]

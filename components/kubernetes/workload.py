@@ -7,8 +7,9 @@ What each spec field becomes:
   NVIDIA_VISIBLE_DEVICES (the device plugin sets it to the GPUs it allotted: ours would override it);
 - GPUs: whole devices of the pool's GPU resource, as a limit; the pool's node selector, tolerations
   and runtime class;
-- the health check: a startup probe whose budget is the kind's start budget (vLLM's 30 minutes, so a
-  long model load is never killed) and a readiness probe, both running the same command;
+- the health check: a startup probe whose budget is the kind's start budget, at least 30 minutes for
+  a server that loads its model at start (a 20-minute load is never killed), and a readiness probe,
+  both running the same command;
 - mounts: the caches on the server's own claim (kept on destroy, as the Docker volumes are), the GGUF
   directory from the stack's claim or host path (read-only), shared memory for vLLM;
 - stop grace: terminationGracePeriodSeconds.
@@ -67,15 +68,28 @@ def exec_probe(check: Healthcheck) -> list[str]:
     return ["/bin/sh", "-c", args[0]] if form == "CMD-SHELL" else args
 
 
+# A failed startup probe kills the container (Docker's health wait only fails the `up` and lets it
+# load on), so the servers that load a model at start get at least half an hour: a 20-minute load
+# of a large model is never killed and restarted from scratch.
+MODEL_LOADERS = {"vllm", "llama_cpp", "llama_cpp_python"}
+LONG_LOAD_S = 1800
+
+
+def start_budget_s(spec: ContainerSpec) -> int:
+    """How long a pod may take to start serving: the kind's start budget, at least LONG_LOAD_S for a
+    server that loads its model at start."""
+    return max(spec.wait_timeout_s, LONG_LOAD_S) if spec.kind in MODEL_LOADERS else spec.wait_timeout_s
+
+
 def probes(spec: ContainerSpec) -> dict[str, Any]:
-    """The startup probe holds the kind's whole start budget; readiness is checked as Docker does."""
+    """The startup probe holds the whole start budget; readiness is checked as Docker does."""
     check = spec.healthcheck
     if check is None:
         return {}
     command = {"exec": {"command": exec_probe(check)}}
     return {
         "startupProbe": {**command, "periodSeconds": check.start_interval_s, "timeoutSeconds": check.timeout_s,
-                         "failureThreshold": math.ceil(spec.wait_timeout_s / check.start_interval_s)},
+                         "failureThreshold": math.ceil(start_budget_s(spec) / check.start_interval_s)},
         "readinessProbe": {**command, "periodSeconds": check.interval_s, "timeoutSeconds": check.timeout_s,
                            "failureThreshold": check.retries},
     }  # fmt: skip
@@ -243,7 +257,7 @@ class ServerWorkload(pulumi.ComponentResource):
                 deployment=name,
                 generation=self.deployment.metadata.generation,
                 # the startup probe's budget, and the scheduling and image pull before it
-                budget_s=spec.wait_timeout_s + 120,
+                budget_s=start_budget_s(spec) + 120,
                 unschedulable_s=args.cluster.unschedulable_s,
             ),
             pulumi.ResourceOptions(parent=self, depends_on=[self.deployment]),
