@@ -135,6 +135,27 @@ def containers(t: Target, stack: str, capture: Capture) -> list[tuple[str, str]]
     return [(name, state[0] if state else "") for name, *state in reversed(found)]
 
 
+def kubectl_hint(fleet: Fleet, name: str, options: list[str]) -> str:
+    """On Kubernetes a server's log is its pod's, which kubectl shows: the command, for the stack's
+    context and namespace (after the same checks of NAME)."""
+    kube = fleet.stack.kubernetes
+    assert kube is not None
+    if name == "front-proxy":
+        raise LogsError(f"stack '{fleet.name}' deploys to Kubernetes, where the gateway's Service is its front: "
+                        "there is no front proxy. Give a local provider or gateway.", usage=True)  # fmt: skip
+    target(fleet, name)  # an unknown or external name: the same errors as on Docker
+    workload = GATEWAY if name in LOG_NAMES else name
+    flags = " ".join(options)  # kubectl logs takes the same --tail, --since, --follow, --timestamps
+    config = f" --kubeconfig {kube.kubeconfig}" if kube.kubeconfig else ""
+    every = f" (one replica; every one: -l app.kubernetes.io/instance={GATEWAY} --prefix)"
+    every = every if workload == GATEWAY else ""
+    return (
+        f"stack '{fleet.name}' deploys to Kubernetes: its pods' logs are kubectl's to show. Run: kubectl{config} "
+        f"--context {kube.context} -n {kube.namespace} logs deployment/{workload} {flags}".rstrip()
+        + every
+    )
+
+
 def show_logs(
     fleet: Fleet,
     name: str,
@@ -148,6 +169,8 @@ def show_logs(
 ) -> int:
     """Show the log(s) of `name`; 0 when docker showed them all, 1 when it could not.
     Raises LogsError for what the user must change."""
+    if fleet.stack.on_kubernetes and fleet.stack.kubernetes is not None:
+        raise LogsError(kubectl_hint(fleet, name, options))
     if shutil.which("docker") is None:
         raise LogsError("the docker CLI is not installed here (it is what `llmfleet logs`, like `pulumi up`, "
                         "reaches the hosts with): install Docker's CLI (Debian: docker-cli or docker.io)")  # fmt: skip

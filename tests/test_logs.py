@@ -230,3 +230,22 @@ def test_logs_looks_for_exactly_the_containers_the_components_create(
     others = [n for n, i in created.items() if n != "gateway-container"
               and set(gateway.labels) <= {f"{x['label']}={x['value']}" for x in i["labels"]}]  # fmt: skip
     assert others == []
+
+
+def test_on_kubernetes_the_log_is_kubectls_with_the_stacks_context_and_namespace(tmp_path: Path) -> None:
+    stack = BASE_STACK + (
+        "  llmfleet:target: kubernetes\n"
+        "  llmfleet:kubernetes:\n"
+        "    {context: gpu-cluster, namespace: llm, kubeconfig: /etc/llmfleet/kubeconfig,\n"
+        "     pools: {gpu: {gpus_per_node: 1}}}\n"
+        "  llmfleet:providers: {vq: {pool: gpu}}\n"
+    )
+    project = write_project(tmp_path / "k8s", CATALOG, stack)
+    code, _, err, calls = logs(project, tmp_path, "--stack", "test", "vq", "--tail", "50", "--since", "10m")
+    assert code == 1 and calls == [], err  # docker is never asked
+    assert err.strip() == (
+        "llmfleet logs: stack 'test' deploys to Kubernetes: its pods' logs are kubectl's to show. Run: kubectl "
+        "--kubeconfig /etc/llmfleet/kubeconfig --context gpu-cluster -n llm logs deployment/vq --tail 50 --since 10m"
+    )
+    code, _, err, _ = logs(project, tmp_path, "--stack", "test", "front-proxy")
+    assert code == 64 and "there is no front proxy" in err, err  # a usage error, as an unknown name is
