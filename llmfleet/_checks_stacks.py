@@ -54,6 +54,8 @@ def engine_of(docker: str | None) -> str:
 
 
 def describe_engine(engine: str) -> str:
+    if engine.startswith("kubernetes:"):
+        return f"the cluster of context '{engine.removeprefix('kubernetes:')}'"
     return "the local Docker engine (hosts without `docker:`)" if engine == LOCAL_ENGINE else f"Docker host {engine}"
 
 
@@ -96,7 +98,14 @@ def _provider_path(stack: StackSettings, name: str, *key: str) -> KeyPath:
 def docker_claims(name: str, catalog: Catalog, stack: StackSettings) -> list[Claim]:
     """What stack `name` creates or publishes on each Docker engine it uses."""
     if stack.on_kubernetes:
-        return []  # a cluster's stacks create nothing on a Docker engine
+        # Nothing on a Docker engine; its namespace, where its objects have fixed names (a Deployment
+        # and a Service per provider, `gateway`): two stacks there would take each other's. Clusters
+        # are compared by context name (the same name in two kubeconfig files is taken as one cluster).
+        kube = stack.kubernetes
+        if kube is None:
+            return []
+        return [Claim(f"kubernetes:{kube.context}", "namespace", kube.namespace, "the fleet",
+                      ("config", "llmfleet:kubernetes", "namespace"))]  # fmt: skip
     engine = {h: engine_of(host.docker) for h, host in stack.hosts.items()}
     gw_host = stack.gateway_host
     if gw_host not in engine:
@@ -143,6 +152,9 @@ _WHAT = {
                   "it to another Docker host."),
     "network": ("creates the network", "stack-name-conflict",
                 "Rename one of the stacks (the network is llmfleet-<stack>), or deploy it to another Docker host."),
+    "namespace": ("deploys into the namespace", "stack-name-conflict",
+                  "Give one of them another namespace (llmfleet:kubernetes.namespace): its Deployments and Services "
+                  "are named for its providers, and the gateway's Service is `gateway`."),
     "volume": ("creates the Ollama models volume", "stack-name-conflict",
                "Rename the stack or the provider (the volume is llmfleet-<stack>-<provider>-models): two Ollama "
                "servers on one volume remove each other's models."),
@@ -169,9 +181,10 @@ def conflicts(mine: StackClaims, others: Iterable[StackClaims]) -> list[Problem]
                 continue
             verb, rule, hint = _WHAT[claim.kind]
             line, col = other.source.locate(theirs.path)
+            sharing = "a cluster" if claim.kind == "namespace" else "an engine"
             message = (f"{claim.owner} {verb} {claim.name} on {describe_engine(claim.engine)}, and so does "
                        f"{theirs.owner} of stack '{other.name}' ({other.source.file}:{line}:{col}): two stacks "
-                       "sharing an engine cannot both hold it")  # fmt: skip
+                       f"sharing {sharing} cannot both hold it")  # fmt: skip
             problems.append(mine.source.problem(claim.path, message, rule, hint))
     return problems
 

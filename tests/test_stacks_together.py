@@ -251,3 +251,30 @@ def test_the_readmes_example_is_what_validate_prints(tmp_path: Path, capsys: pyt
     dev.write_text(dev.read_text().replace("port: 4001\n", "port: 4000\n"))
     code, _, err = run(capsys, "--project-dir", str(tmp_path), "validate", "--stack", "dev")
     assert (code, errors(err)) == (1, [shown])
+
+
+KUBE = """\
+  llmfleet:target: kubernetes
+  llmfleet:kubernetes: {context: gpu-cluster, namespace: llm}
+"""
+
+
+def test_two_stacks_in_one_namespace_of_one_cluster_clash(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Their Deployments and Services are named for their providers: each would take the other's.
+    add_stack(tmp_path, "blue", KUBE)
+    add_stack(tmp_path, "green", KUBE)
+    code, _, err = run(capsys, "--project-dir", str(tmp_path), "validate")
+    assert code == 1
+    assert errors(err) == [
+        "stacks/Pulumi.green.yaml:14:47: error: config['llmfleet:kubernetes'].namespace: the fleet deploys into the "
+        "namespace llm on the cluster of context 'gpu-cluster', and so does the fleet of stack 'blue' "
+        "(stacks/Pulumi.blue.yaml:14:47): two stacks sharing a cluster cannot both hold it. Give one of them another "
+        "namespace (llmfleet:kubernetes.namespace): its Deployments and Services are named for its providers, and "
+        "the gateway's Service is `gateway`. (stack-name-conflict)"
+    ]
+    # Another namespace, or another cluster's context: no clash; nor with a Docker stack.
+    add_stack(tmp_path, "green", KUBE.replace("namespace: llm", "namespace: llm-green"))
+    add_stack(tmp_path, "red", KUBE.replace("context: gpu-cluster", "context: other-cluster"))
+    add_stack(tmp_path, "docker")
+    code, _, err = run(capsys, "--project-dir", str(tmp_path), "validate")
+    assert code == 0, err
