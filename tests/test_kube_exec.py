@@ -128,8 +128,9 @@ def test_a_failure_without_an_exit_code_is_a_kube_error_with_its_message(stand_i
     _, access = stand_in
     with pytest.raises(KubeError) as caught:
         run(access, "internal")
-    assert str(caught.value) == ("exec of `internal` in pod llm/ollama-7f9-abc container ollama: failed without an "
-                                 "exit code: error executing command in container: cmd wait: internal: exit status 1")  # fmt: skip
+    assert str(caught.value) == ("exec of `internal` in pod llm/ollama-7f9-abc container ollama: failed without "
+                                 "an exit code: error executing command in container: cmd wait: internal: exit "
+                                 "status 1")  # fmt: skip
 
 
 def test_a_connection_dropped_before_the_status_is_a_kube_error(stand_in: tuple[StandIn, KubeAccess]) -> None:
