@@ -691,8 +691,7 @@ def exec_in_pod(
     (404, 403 without the `pods/exec` right, ...), a connection lost before the Status, or a
     command still running after `timeout` seconds (its websocket is then closed, which ends the
     exec for kubelets that stop a command whose client went away)."""
-    from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
-    from websockets.sync.client import connect
+    from websockets.exceptions import ConnectionClosed
 
     if not argv:
         raise ValueError("exec_in_pod needs a command")
@@ -702,20 +701,7 @@ def exec_in_pod(
                        ("stderr", "true")])  # fmt: skip
     url = f"{ws_base}/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(pod, safe='')}/exec?{query}"
     deadline = time.monotonic() + timeout
-    try:
-        ws = connect(url, ssl=access.ssl_context if url.startswith("wss") else None,
-                     server_hostname=access.tls_server_name, subprotocols=[EXEC_PROTOCOL],
-                     additional_headers=access.headers(), compression=None,
-                     open_timeout=min(timeout, REQUEST_TIMEOUT), close_timeout=1, ping_interval=None,
-                     max_size=MAX_FRAME, proxy=access.proxy_url or True)  # fmt: skip
-    except InvalidStatus as exc:
-        response = exc.response
-        raise_for_answer(access, response.status_code, response.body or b"", what)
-        raise KubeError(f"{what}: the API server answered {response.status_code}") from None
-    except TimeoutError:
-        raise KubeError(f"{what}: the API server {access.server} did not answer in time ({access.source})") from None
-    except (OSError, WebSocketException) as exc:
-        raise KubeError(f"{what}: cannot open the websocket to {access.server} ({_reason(exc)}: {exc})") from None
+    ws = _open_exec(access, url, what)
     output = {STDOUT_CHANNEL: bytearray(), STDERR_CHANNEL: bytearray()}
     status = b""
     try:
@@ -743,6 +729,36 @@ def exec_in_pod(
         raise KubeError(f"{what}: the connection to {access.server} failed ({_reason(exc)})") from None
     stdout, stderr = (output[c].decode("utf-8", "replace") for c in (STDOUT_CHANNEL, STDERR_CHANNEL))
     return ExecResult(exit_code_of(status, what), stdout, stderr)
+
+
+def _open_exec(access: KubeAccess, url: str, what: str) -> Any:
+    """The exec's websocket. A handshake that gets no answer, or whose connection drops, is tried
+    again (OPEN_ATTEMPTS in all, OPEN_ATTEMPT_TIMEOUT each), as port-forward's is: kwok 0.8.0 drops
+    a few handshakes when several open at once. A handshake answered after its attempt gave up may
+    still start the command on the node, so a command can run twice: only idempotent commands belong
+    here (all llmfleet runs are: `ollama list`, `pull`, `create`, `rm`, whose retry checks the list).
+    An HTTP answer (401, 403, 404...) or a refused connection is not retried."""
+    from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatus, WebSocketException
+    from websockets.sync.client import connect
+
+    for attempt in range(1, OPEN_ATTEMPTS + 1):
+        try:
+            return connect(url, ssl=access.ssl_context if url.startswith("wss") else None,
+                           server_hostname=access.tls_server_name, subprotocols=[EXEC_PROTOCOL],
+                           additional_headers=access.headers(), compression=None, open_timeout=OPEN_ATTEMPT_TIMEOUT,
+                           close_timeout=1, ping_interval=None, max_size=MAX_FRAME,
+                           proxy=access.proxy_url or True)  # fmt: skip
+        except InvalidStatus as exc:
+            response = exc.response
+            raise_for_answer(access, response.status_code, response.body or b"", what)
+            raise KubeError(f"{what}: the API server answered {response.status_code}") from None
+        except (TimeoutError, ConnectionClosed, InvalidMessage) as exc:
+            if attempt == OPEN_ATTEMPTS:
+                raise KubeError(f"{what}: cannot open the websocket to {access.server} in {attempt} tries ({exc}; "
+                                f"{access.source})") from None  # fmt: skip
+        except (OSError, WebSocketException) as exc:
+            raise KubeError(f"{what}: cannot open the websocket to {access.server} ({_reason(exc)}: {exc})") from None
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def exit_code_of(status: bytes, what: str) -> int:

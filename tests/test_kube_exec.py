@@ -19,6 +19,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import serve
 
+from llmfleet import _kube
 from llmfleet._kube import (
     EXEC_PROTOCOL,
     ExecResult,
@@ -47,6 +48,8 @@ class StandIn:
         self.upgrade_status: int | None = None
         self.pods: list[dict[str, Any]] = [{"metadata": {"name": "ollama-7f9-abc"}, "status": READY}]
         self.queries: list[dict[str, list[str]]] = []
+        self.stall_handshakes = 0  # the next N upgrades get no answer for STALL seconds
+        self.upgrades = 0
         self.subprotocols: list[str | None] = []
 
     def process_request(self, connection: Any, request: Any) -> Any:
@@ -62,6 +65,10 @@ class StandIn:
         if path == "/api/v1/namespaces/llm/pods/missing/exec":
             return connection.respond(404, json.dumps({"message": 'pods "missing" not found'}))
         assert path == "/api/v1/namespaces/llm/pods/ollama-7f9-abc/exec", request.path
+        self.upgrades += 1
+        if self.stall_handshakes > 0:
+            self.stall_handshakes -= 1
+            time.sleep(STALL)
         if self.upgrade_status:
             return connection.respond(self.upgrade_status, json.dumps({"message": 'pods "ollama-7f9-abc" is forbidden: '
                                       'User "dev" cannot create resource "pods/exec"'}))  # fmt: skip
@@ -92,8 +99,12 @@ class StandIn:
                     pass
 
 
+STALL = 1.5
+
+
 @pytest.fixture
-def stand_in() -> Iterator[tuple[StandIn, KubeAccess]]:
+def stand_in(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[StandIn, KubeAccess]]:
+    monkeypatch.setattr(_kube, "OPEN_ATTEMPT_TIMEOUT", 0.5)
     state = StandIn()
     server = serve(state.handler, "127.0.0.1", 0, process_request=state.process_request,
                    subprotocols=[EXEC_PROTOCOL], compression=None)  # fmt: skip
@@ -146,6 +157,19 @@ def test_a_command_still_running_at_its_timeout_is_cut_off(stand_in: tuple[Stand
     with pytest.raises(KubeError, match=r"^exec of `hang` in pod .*: still running after 1 s; its connection was"):
         run(access, "hang", timeout=1)
     assert time.monotonic() - started < 5
+
+
+def test_an_unanswered_handshake_is_tried_again_and_given_up_after_three(stand_in: tuple[StandIn, KubeAccess]) -> None:
+    state, access = stand_in
+    state.stall_handshakes = 2
+    assert run(access, "echo", "third").stdout.startswith("third\n")
+    assert state.upgrades == 3  # the late answers to the first two may run it too: only idempotent commands
+    state.stall_handshakes, state.upgrades = 3, 0
+    with pytest.raises(KubeError, match=r"^exec of `echo` in pod llm/ollama-7f9-abc container ollama: cannot open "
+                                        r"the websocket to http://127.0.0.1:\d+ in 3 tries \(timed out while waiting "
+                                        r"for handshake response; stand-in\)$"):  # fmt: skip
+        run(access, "echo")
+    assert state.upgrades == 3
 
 
 def test_a_refused_exec_says_who_lacks_the_right(stand_in: tuple[StandIn, KubeAccess]) -> None:

@@ -1,0 +1,199 @@
+"""Ollama's declared models on Kubernetes, for real: the real Pulumi engine and pulumi-kubernetes
+provider deploy an Ollama server to the tests' control plane (tests/kubernetes_deploy.py), and each
+declared model resource runs the real `ollama` CLI through the API server's exec in the server's
+ready pod, against a real Ollama.
+
+kwok runs no container, but it answers an exec by running the command on this host (a `ClusterExec`
+with a `local` target, tests/kubernetes_cluster.py `LocalExec`): the exec in the pod's `ollama`
+container runs the real Ollama CLI here, with OLLAMA_HOST set to a real `ollama serve` on loopback
+(tests/real_ollama.py), which plays the server in the pod. The path is the product's: `exec_in_pod`
+opens the exec websocket on the real API server, which sends it to kwok as to a kubelet. What kwok
+changes: the command runs on the host, where /models (the pod's GGUF mount) does not exist, so the
+`ollama` the exec finds is a small wrapper that reads a Modelfile's `FROM /models/...` as the test's
+GGUF directory, which plays the pod's GGUF mount; and kwok 0.8.0 reports a command's non-zero exit
+as an error without its code (its local exec's error is not the kubelet's ExitError), which
+`exec_in_pod` reports as a KubeError.
+
+Proved: `up` pulls one model from the tests' registry (tests/ollama_registry.py, on 127.0.0.1) and
+creates one from the tiny GGUF (the real Ollama lists both); exec_in_pod's own results from the real
+pod; a gateway name renamed over the same pull changes nothing (no `ollama rm`, no second pull); a
+catalog change that drops a model runs `ollama rm` (gone from the list); `destroy` removes the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from components.servers.ollama_model import OllamaModelLifecycle
+from llmfleet._kube import KubeError, deployment_ready_pod, exec_in_pod, load_kubeconfig
+
+from . import engine_build, kubernetes_build, ollama_build, ollama_registry, real_ollama
+from .kubernetes_cluster import GpuPool, LocalExec, running_cluster
+from .kubernetes_deploy import CONTEXT, NAMESPACE, STACK, KubeProject, init_stack, make_project
+from .tiny_gguf import write_tiny_gguf
+
+pytestmark = [pytest.mark.real_kubernetes, pytest.mark.real_deploy, pytest.mark.timeout(600)]
+
+CPU = GpuPool("cpu", nodes=1, gpus=0)
+REPO, TAG = "library/tiny", "1b"
+# `ollama` as the exec finds it: the real CLI, with the pod's /models read as the test's GGUF directory.
+WRAPPER = """#!/bin/sh
+# The exec runs on the test's host: /models, the pod's GGUF mount, is {gguf_dir} here.
+if [ "$1" = create ] && [ "$3" = -f ]; then sed -i "s#^FROM /models/#FROM {gguf_dir}/#" "$4"; fi
+exec {binary} "$@"
+"""
+
+
+def catalog(pulled_name: str, from_gguf: bool, pull: str) -> str:
+    house = "\n      - {name: Tiny-House, gguf: /models/tiny.gguf}" if from_gguf else ""
+    return f"""\
+providers:
+  ollama:
+    kind: ollama
+    port: 11434
+    models:
+      - {{name: {pulled_name}, pull: "{pull}", insecure: true}}{house}
+"""
+
+
+def stack(kubeconfig: Path, gguf_dir: Path) -> str:
+    return f"""\
+config:
+  llmfleet:catalog: config/{STACK}.yaml
+  llmfleet:target: kubernetes
+  llmfleet:kubernetes:
+    context: {CONTEXT}
+    kubeconfig: {kubeconfig}
+    namespace: {NAMESPACE}
+    pools:
+      cpu:
+        node_selector: {{llmfleet.dev/pool: cpu}}
+    cache_storage: {{storage_class: local-test, size: 10Gi}}
+    gguf: {{host_path: {gguf_dir}}}
+    gateway: {{replicas: 1, pool: cpu}}
+  llmfleet:providers:
+    ollama: {{pool: cpu}}
+  llmfleet:gateway:
+    port: 4000
+  llmfleet:images:
+    ollama: example.invalid/ollama:0.14.1
+    litellm: example.invalid/litellm:v1.108.7
+"""
+
+
+class Setup:
+    project: KubeProject
+    ollama: real_ollama.Ollama
+    registry: ollama_registry.Registry
+    gguf_dir: Path
+
+    @property
+    def pull(self) -> str:
+        return f"{self.registry.host}/{REPO}:{TAG}"
+
+    def write(self, pulled_name: str = "tiny-pulled", from_gguf: bool = True) -> None:
+        self.project.write(catalog(pulled_name, from_gguf, self.pull), stack(self.project.cluster.kubeconfig,
+                                                                             self.gguf_dir))  # fmt: skip
+
+    def listed(self) -> list[str]:
+        return self.ollama.tags()
+
+    def removals(self) -> int:
+        """How many `ollama rm` reached the server (its request log: `DELETE "/api/delete"`)."""
+        return len(
+            re.findall(r'\| DELETE +"/api/delete"', (self.ollama.home / "ollama.log").read_text(errors="replace"))
+        )
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    root = tmp_path_factory.mktemp("kube-ollama")
+    binary = ollama_build.ensure_built()
+    path = [engine_build.ensure_built(), kubernetes_build.ensure_provider_built()]
+    gguf_dir = root / "gguf"
+    gguf_dir.mkdir()
+    write_tiny_gguf(gguf_dir / "tiny.gguf")
+    s = Setup()
+    s.gguf_dir = gguf_dir
+    with ollama_registry.running("127.0.0.1") as registry:
+        s.registry = registry
+        # The registry holds a model made from the tiny GGUF and pushed by a real Ollama of its own.
+        with real_ollama.serving(binary, root / "seed-ollama") as seed:
+            seed.create(s.pull, gguf_dir / "tiny.gguf")
+            seed.cli("push", "--insecure", s.pull)
+        with real_ollama.serving(binary, root / "pod-ollama") as ollama:
+            s.ollama = ollama
+            bin_dir = root / "exec-bin"
+            bin_dir.mkdir()
+            (bin_dir / "ollama").write_text(WRAPPER.format(gguf_dir=gguf_dir, binary=binary))
+            (bin_dir / "ollama").chmod(0o755)
+            env = {**ollama.env, "PATH": f"{bin_dir}:/usr/bin:/bin"}
+            execs = [LocalExec(("ollama",), ollama.home, tuple(sorted(env.items())), (bin_dir,))]
+            with running_cluster(kubernetes_build.ensure_built(), root / "cluster", pools=[CPU],
+                                 execs=execs) as cluster:  # fmt: skip
+                s.project = make_project(root / "project", path, cluster)
+                s.write()
+                init_stack(s.project, catalog("tiny-pulled", True, s.pull),
+                           stack(cluster.kubeconfig, gguf_dir))  # fmt: skip
+                try:
+                    yield s
+                finally:
+                    s.project.pulumi("destroy", "--yes", "--skip-preview", timeout=300)
+
+
+def test_up_pulls_one_model_and_creates_one_from_a_gguf(setup: Setup) -> None:
+    assert setup.listed() == []
+    setup.project.ok("up", "--yes", "--skip-preview")
+    assert setup.listed() == sorted([setup.pull, "Tiny-House:latest"]), setup.project.tail()
+    assert setup.registry.store.manifest_pulls(REPO, TAG) == 1  # pulled from the registry, not adopted
+    resources = json.loads(setup.project.ok("stack", "export").stdout)["deployment"]["resources"]
+    models = {r["urn"].rsplit("::", 1)[1]: r for r in resources if r["type"] == "pulumi-python:dynamic:Resource"}
+    assert set(models) == {"ollama-model-Tiny-House:latest", f"ollama-model-{setup.pull}"}, sorted(models)
+    house = models["ollama-model-Tiny-House:latest"]["outputs"]
+    assert (house["deployment"], house["container"], house["gguf"]) == ("ollama", "ollama", "/models/tiny.gguf")
+
+
+def test_exec_in_pod_through_the_real_api_server(setup: Setup) -> None:
+    access = load_kubeconfig(str(setup.project.cluster.kubeconfig), CONTEXT)
+    pod = deployment_ready_pod(access, NAMESPACE, "ollama")
+    listed = exec_in_pod(access, NAMESPACE, pod, "ollama", ["ollama", "list"], 60)
+    assert (listed.exit_code, listed.stdout.split()[:4]) == (0, ["NAME", "ID", "SIZE", "MODIFIED"]), listed
+    assert "Tiny-House:latest" in listed.stdout
+    both = exec_in_pod(access, NAMESPACE, pod, "ollama", ["sh", "-c", 'echo "to out $1"; echo to err >&2', "sh",
+                                                         "a b"], 30)  # fmt: skip
+    assert both == type(both)(0, "to out a b\n", "to err\n")
+    # kwok 0.8.0 reports a local command's non-zero exit without its code (see the docstring).
+    with pytest.raises(KubeError, match=r"^exec of `sh` in pod llm/ollama-\S+ container ollama: failed without an "
+                                        r"exit code: .*exit status 3"):  # fmt: skip
+        exec_in_pod(access, NAMESPACE, pod, "ollama", ["sh", "-c", "exit 3"], 30)
+    with pytest.raises(KubeError, match=r"container ollama: the API server answered 400: .*not valid for pod|"
+                                        r"container other: .*other"):  # fmt: skip
+        exec_in_pod(access, NAMESPACE, pod, "other", ["true"], 30)
+
+
+def test_a_gateway_name_renamed_over_the_same_pull_keeps_the_model(setup: Setup) -> None:
+    digests = OllamaModelLifecycle.list_tags(setup.ollama.cli("list").stdout)
+    setup.write(pulled_name="tiny-renamed")
+    setup.project.ok("up", "--yes", "--skip-preview")
+    assert setup.listed() == sorted([setup.pull, "Tiny-House:latest"]), setup.project.tail()
+    assert setup.registry.store.manifest_pulls(REPO, TAG) == 1  # neither removed nor pulled again
+    assert OllamaModelLifecycle.list_tags(setup.ollama.cli("list").stdout) == digests
+    assert setup.removals() == 0
+
+
+def test_a_model_dropped_from_the_catalog_is_removed(setup: Setup) -> None:
+    setup.write(pulled_name="tiny-renamed", from_gguf=False)
+    setup.project.ok("up", "--yes", "--skip-preview")
+    assert setup.listed() == [setup.pull], setup.project.tail()
+    assert setup.removals() == 1  # `ollama rm`, through the pod's exec
+
+
+def test_destroy_removes_the_models(setup: Setup) -> None:
+    setup.project.ok("destroy", "--yes", "--skip-preview")
+    assert setup.listed() == [], setup.project.tail()
+    assert setup.removals() == 2
