@@ -23,7 +23,8 @@ the pod port a Service port sends to (a number, or a named container port).
 
 `exec_in_pod(access, namespace, pod, container, argv, timeout)` runs a command in a pod as
 `kubectl exec` does (the `exec` subresource's websocket, `v4.channel.k8s.io`) and returns its
-`ExecResult(exit_code, stdout, stderr)`; it needs the `create` right on `pods/exec`.
+`ExecResult(exit_code, stdout, stderr)`; it needs `get` and `create` on `pods/exec` (Kubernetes
+1.37 checks both for an exec over a websocket).
 
 `forwarded(access, namespace, service, port)` listens on a free loopback port in a background
 thread. Each accepted connection opens its own websocket to the pod's `portforward` subresource
@@ -687,7 +688,8 @@ def exec_in_pod(
     frame's first byte is its channel: 1 stdout, 2 stderr, 3 the Status that ends the command).
     The Status gives the exit code: `Success` is 0, and a `NonZeroExitCode` failure carries it in
     `details.causes[reason=ExitCode]`. Any other failure (no such container, a command that could
-    not start, the node's own error) is a KubeError with the Status message, as is an API error
+    not start, the node's own error) is a KubeError with the Status message and the end of what the
+    command wrote to stderr, as is an API error
     (404, 403 without the `pods/exec` right, ...), a connection lost before the Status, or a
     command still running after `timeout` seconds (its websocket is then closed, which ends the
     exec for kubelets that stop a command whose client went away)."""
@@ -728,7 +730,12 @@ def exec_in_pod(
     except OSError as exc:
         raise KubeError(f"{what}: the connection to {access.server} failed ({_reason(exc)})") from None
     stdout, stderr = (output[c].decode("utf-8", "replace") for c in (STDOUT_CHANNEL, STDERR_CHANNEL))
-    return ExecResult(exit_code_of(status, what), stdout, stderr)
+    try:
+        return ExecResult(exit_code_of(status, what), stdout, stderr)
+    except KubeError as exc:
+        if not stderr.strip():
+            raise
+        raise KubeError(f"{exc}; its stderr: {stderr.strip()[-500:]}") from None
 
 
 def _open_exec(access: KubeAccess, url: str, what: str) -> Any:

@@ -91,6 +91,8 @@ class StandIn:
             elif command[0] == "internal":  # what kwok 0.8.0 writes when a local command exits non-zero
                 status = {"status": "Failure", "reason": "InternalError", "message": "error executing command in "
                           "container: cmd wait: internal: exit status 1"}  # fmt: skip
+                if command[1:]:
+                    connection.send(b"\x02" + command[1].encode())
                 connection.send(b"\x03" + json.dumps(status).encode())
             elif command[0] == "drop":
                 connection.send(b"\x01partial")
@@ -142,6 +144,8 @@ def test_a_failure_without_an_exit_code_is_a_kube_error_with_its_message(stand_i
     assert str(caught.value) == ("exec of `internal` in pod llm/ollama-7f9-abc container ollama: failed without "
                                  "an exit code: error executing command in container: cmd wait: internal: exit "
                                  "status 1")  # fmt: skip
+    with pytest.raises(KubeError, match=r": exit status 1; its stderr: Error: no such file$"):
+        run(access, "internal", "Error: no such file\n")
 
 
 def test_a_connection_dropped_before_the_status_is_a_kube_error(stand_in: tuple[StandIn, KubeAccess]) -> None:

@@ -16,7 +16,9 @@ as an error without its code (its local exec's error is not the kubelet's ExitEr
 
 Proved: `up` pulls one model from the tests' registry (tests/ollama_registry.py, on 127.0.0.1) and
 creates one from the tiny GGUF (the real Ollama lists both); exec_in_pod's own results from the real
-pod; a gateway name renamed over the same pull changes nothing (no `ollama rm`, no second pull); a
+pod; the rights the provider needs (a ServiceAccount with `get` and `create` on pods/exec runs it; one
+verb alone, or none, is a 403 naming the kubeconfig, never taken for a server that is down, and the
+token is in no message); a gateway name renamed over the same pull changes nothing (no `ollama rm`, no second pull); a
 catalog change that drops a model runs `ollama rm` (gone from the list); `destroy` removes the rest.
 """
 
@@ -28,8 +30,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
-from components.servers.ollama_model import OllamaModelLifecycle
+from components.kubernetes.ollama_model import run_in_pod
+from components.servers.ollama_model import OllamaModelLifecycle, ServerDown
 from llmfleet._kube import KubeError, deployment_ready_pod, exec_in_pod, load_kubeconfig
 
 from . import engine_build, kubernetes_build, ollama_build, ollama_registry, real_ollama
@@ -169,11 +173,66 @@ def test_exec_in_pod_through_the_real_api_server(setup: Setup) -> None:
     assert both == type(both)(0, "to out a b\n", "to err\n")
     # kwok 0.8.0 reports a local command's non-zero exit without its code (see the docstring).
     with pytest.raises(KubeError, match=r"^exec of `sh` in pod llm/ollama-\S+ container ollama: failed without an "
-                                        r"exit code: .*exit status 3"):  # fmt: skip
-        exec_in_pod(access, NAMESPACE, pod, "ollama", ["sh", "-c", "exit 3"], 30)
+                                        r"exit code: .*exit status 3; its stderr: no such model$"):  # fmt: skip
+        exec_in_pod(access, NAMESPACE, pod, "ollama", ["sh", "-c", "echo no such model >&2; exit 3"], 30)
     with pytest.raises(KubeError, match=r"container ollama: the API server answered 400: .*not valid for pod|"
                                         r"container other: .*other"):  # fmt: skip
         exec_in_pod(access, NAMESPACE, pod, "other", ["true"], 30)
+
+
+def token_kubeconfig(setup: Setup, name: str, exec_verbs: list[str]) -> Path:
+    """A kubeconfig whose user is ServiceAccount `name`'s bearer token, allowed to get and list
+    Deployments and pods in the namespace, and `exec_verbs` on `pods/exec`."""
+    cluster = setup.project.cluster
+    cluster.create(f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts", {"apiVersion": "v1", "kind": "ServiceAccount",
+                                                                       "metadata": {"name": name}})  # fmt: skip
+    rules = [{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list"]},
+             {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]  # fmt: skip
+    if exec_verbs:
+        rules.append({"apiGroups": [""], "resources": ["pods/exec"], "verbs": exec_verbs})
+    rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{NAMESPACE}"
+    cluster.create(f"{rbac}/roles", {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                                     "metadata": {"name": name}, "rules": rules})  # fmt: skip
+    cluster.create(f"{rbac}/rolebindings", {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}],
+    })  # fmt: skip
+    token = cluster.create(f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{name}/token", {
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600},
+    })["status"]["token"]  # fmt: skip
+    config = yaml.safe_load(cluster.kubeconfig.read_text())
+    config["users"][0]["user"] = {"token": token}
+    path = cluster.workdir / f"kubeconfig-{name}"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.parametrize("verbs", [["get"], ["create"]])
+def test_one_verb_on_pods_exec_is_not_enough(setup: Setup, verbs: list[str]) -> None:
+    """Kubernetes 1.37 checks `get` (the websocket's GET) and `create` (asked of every websocket
+    exec upgrade) on pods/exec: README.md names both."""
+    props = {"context": CONTEXT, "namespace": NAMESPACE, "deployment": "ollama", "container": "ollama"}
+    half = token_kubeconfig(setup, f"half-{verbs[0]}", verbs)
+    with pytest.raises(RuntimeError) as caught:
+        run_in_pod({**props, "kubeconfig": str(half)}, ["ollama", "list"], 60)
+    assert f"kubeconfig-half-{verbs[0]}, context '{CONTEXT}' (403): pods " in str(caught.value), caught.value
+
+
+def test_the_model_provider_needs_the_right_to_get_and_create_pods_exec(setup: Setup) -> None:
+    props = {"context": CONTEXT, "namespace": NAMESPACE, "deployment": "ollama", "container": "ollama"}
+    allowed = token_kubeconfig(setup, "deployer", ["get", "create"])
+    code, out, _ = run_in_pod({**props, "kubeconfig": str(allowed)}, ["ollama", "list"], 60)
+    assert code == 0 and "Tiny-House:latest" in out
+    refused = token_kubeconfig(setup, "reader", [])
+    with pytest.raises(RuntimeError) as caught:
+        run_in_pod({**props, "kubeconfig": str(refused)}, ["ollama", "list"], 60)
+    message = str(caught.value)
+    assert not isinstance(caught.value, ServerDown)  # never taken for a server that is down: refresh stays loud
+    expected = (rf"^exec of `ollama` in pod {NAMESPACE}/ollama-\S+ container ollama: forbidden for the user of "
+                rf"{re.escape(str(refused))}, context '{CONTEXT}' \(403\): .*pods/exec")  # fmt: skip
+    assert re.match(expected, message), message
+    assert yaml.safe_load(refused.read_text())["users"][0]["user"]["token"] not in message
 
 
 def test_a_gateway_name_renamed_over_the_same_pull_keeps_the_model(setup: Setup) -> None:

@@ -4,8 +4,8 @@ through a temporary Modelfile, list, rm and its retry); this module says only ho
 in the server: in the Ollama container of the newest ready pod of the Deployment named for the
 provider, through the API server's `exec` (llmfleet/_kube.py `exec_in_pod`), as `kubectl exec
 deploy/<provider> -c ollama` does. The machine that runs `pulumi up` therefore needs the stack's
-kubeconfig context to hold the `create` right on `pods/exec` in the namespace (beside `get` and
-`list` on Deployments and pods); no port is opened.
+kubeconfig context to hold `get` and `create` on `pods/exec` in the namespace (Kubernetes 1.37 checks
+both for a websocket exec), beside `get` and `list` on Deployments and pods; no port is opened.
 
 A Deployment that is missing or has no ready pod is a server that is down, as a stopped container
 is on Docker: delete then succeeds without touching the models' claim (kept on destroy), and a
