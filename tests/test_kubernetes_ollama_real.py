@@ -18,8 +18,9 @@ Proved: `up` pulls one model from the tests' registry (tests/ollama_registry.py,
 creates one from the tiny GGUF (the real Ollama lists both); exec_in_pod's own results from the real
 pod; the rights the provider needs (a ServiceAccount with `get` and `create` on pods/exec runs it; one
 verb alone, or none, is a 403 naming the kubeconfig, never taken for a server that is down, and the
-token is in no message); a gateway name renamed over the same pull changes nothing (no `ollama rm`, no second pull); a
-catalog change that drops a model runs `ollama rm` (gone from the list); `destroy` removes the rest.
+token is in no message); a gateway name renamed over the same pull changes nothing (no `ollama rm`,
+no second pull), nor does a new image that recreates the server's pod; a catalog change that drops a
+model runs `ollama rm` (gone from the list); `destroy` removes the rest.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ providers:
 """
 
 
-def stack(kubeconfig: Path, gguf_dir: Path) -> str:
+def stack(kubeconfig: Path, gguf_dir: Path, ollama_image: str = "example.invalid/ollama:0.14.1") -> str:
     return f"""\
 config:
   llmfleet:catalog: config/{STACK}.yaml
@@ -85,7 +86,7 @@ config:
   llmfleet:gateway:
     port: 4000
   llmfleet:images:
-    ollama: example.invalid/ollama:0.14.1
+    ollama: {ollama_image}
     litellm: example.invalid/litellm:v1.108.7
 """
 
@@ -100,9 +101,13 @@ class Setup:
     def pull(self) -> str:
         return f"{self.registry.host}/{REPO}:{TAG}"
 
-    def write(self, pulled_name: str = "tiny-pulled", from_gguf: bool = True) -> None:
-        self.project.write(catalog(pulled_name, from_gguf, self.pull), stack(self.project.cluster.kubeconfig,
-                                                                             self.gguf_dir))  # fmt: skip
+    def write(self, pulled_name: str = "tiny-pulled", from_gguf: bool = True, image: str = "ollama:0.14.1") -> None:
+        config = stack(self.project.cluster.kubeconfig, self.gguf_dir, f"example.invalid/{image}")
+        self.project.write(catalog(pulled_name, from_gguf, self.pull), config)
+
+    def pods(self) -> set[str]:
+        return {n for n, p in self.project.objects("pods").items() if p["metadata"]["labels"].get(
+            "app.kubernetes.io/instance") == "ollama" and not p["metadata"].get("deletionTimestamp")}  # fmt: skip
 
     def listed(self) -> list[str]:
         return self.ollama.tags()
@@ -245,8 +250,24 @@ def test_a_gateway_name_renamed_over_the_same_pull_keeps_the_model(setup: Setup)
     assert setup.removals() == 0
 
 
+def test_a_new_ollama_pod_keeps_the_models(setup: Setup) -> None:
+    """A new image recreates the server's pod (Recreate); the models live on its claim, so their
+    resources are left alone: nothing removed, nothing pulled again."""
+    before = setup.pods()
+    setup.write(pulled_name="tiny-renamed", image="ollama:0.14.2")
+    done = setup.project.ok("up", "--yes", "--skip-preview")
+    assert "ollama-model" not in "".join(
+        line for line in done.stdout.splitlines() if "replac" in line or "delet" in line
+    )
+    assert setup.pods() and setup.pods().isdisjoint(before), (before, setup.pods())
+    deployment = setup.project.objects("deployments", "/apis/apps/v1")["ollama"]
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "example.invalid/ollama:0.14.2"
+    assert setup.listed() == sorted([setup.pull, "Tiny-House:latest"]), setup.project.tail()
+    assert (setup.removals(), setup.registry.store.manifest_pulls(REPO, TAG)) == (0, 1)
+
+
 def test_a_model_dropped_from_the_catalog_is_removed(setup: Setup) -> None:
-    setup.write(pulled_name="tiny-renamed", from_gguf=False)
+    setup.write(pulled_name="tiny-renamed", from_gguf=False, image="ollama:0.14.2")
     setup.project.ok("up", "--yes", "--skip-preview")
     assert setup.listed() == [setup.pull], setup.project.tail()
     assert setup.removals() == 1  # `ollama rm`, through the pod's exec
