@@ -42,7 +42,7 @@ from .kubernetes_cluster import GpuPool, LocalExec, running_cluster
 from .kubernetes_deploy import CONTEXT, NAMESPACE, STACK, KubeProject, init_stack, make_project
 from .tiny_gguf import write_tiny_gguf
 
-pytestmark = [pytest.mark.real_kubernetes, pytest.mark.real_deploy, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.real_kubernetes, pytest.mark.real_deploy, pytest.mark.real_ollama, pytest.mark.timeout(600)]
 
 CPU = GpuPool("cpu", nodes=1, gpus=0)
 REPO, TAG = "library/tiny", "1b"
