@@ -18,7 +18,13 @@ refused with what to use instead: llmfleet runs no plugin.
 
 `get_json(access, path)` GETs from the API server; `access.httpx_options()` gives the same
 settings to an `httpx.Client` or `httpx.AsyncClient`. `ready_pod` finds a Ready pod behind a
-Service, `target_port` the pod port a Service port sends to (a number, or a named container port).
+Service, `deployment_ready_pod` one of a Deployment (NoReadyPod when there is none), `target_port`
+the pod port a Service port sends to (a number, or a named container port).
+
+`exec_in_pod(access, namespace, pod, container, argv, timeout)` runs a command in a pod as
+`kubectl exec` does (the `exec` subresource's websocket, `v4.channel.k8s.io`) and returns its
+`ExecResult(exit_code, stdout, stderr)`; it needs `get` and `create` on `pods/exec` (Kubernetes
+1.37 checks both for an exec over a websocket).
 
 `forwarded(access, namespace, service, port)` listens on a free loopback port in a background
 thread. Each accepted connection opens its own websocket to the pod's `portforward` subresource
@@ -46,11 +52,11 @@ import ssl
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from ._errors import LlmfleetError
 
@@ -66,6 +72,14 @@ MAX_FRAME = 16 * 1024 * 1024
 
 class KubeError(LlmfleetError):
     """A cluster could not be reached or lacks what was asked for; the message says which and why."""
+
+
+class NotFound(KubeError):
+    """The API server answered 404: the object asked for does not exist."""
+
+
+class NoReadyPod(KubeError):
+    """The workload has no pod that is Running and Ready (none at all, none ready, or no workload)."""
 
 
 @dataclass(frozen=True)
@@ -330,7 +344,7 @@ def raise_for_answer(access: KubeAccess, status: int, body: bytes, what: str) ->
         message = str(json.loads(body).get("message") or "")
     detail = f": {message}" if message else ""
     if status == 404:
-        raise KubeError(f"{what}: not found{detail}")
+        raise NotFound(f"{what}: not found{detail}")
     if status == 401:
         raise KubeError(f"{what}: the API server refused the credentials of {access.source} (401){detail}")
     if status == 403:
@@ -356,12 +370,12 @@ def pick_ready_pod(pods: list[dict[str, Any]], what: str) -> dict[str, Any]:
     saying what was seen. kubectl takes the oldest; the newest is the one most likely to run the
     last applied config, which is what drift checks."""
     if not pods:
-        raise KubeError(f"{what}: no pods match its selector; is the workload deployed and scaled above 0?")
+        raise NoReadyPod(f"{what}: no pods match its selector; is the workload deployed and scaled above 0?")
     ready = [pod for pod in pods if pod_ready(pod)]
     if not ready:
         seen = ", ".join(f"{_name_of(p)} {_state(p)}" for p in sorted(pods, key=_name_of)[:5])
         more = f" and {len(pods) - 5} more" if len(pods) > 5 else ""
-        raise KubeError(f"{what}: none of its {len(pods)} pods is ready ({seen}{more})")
+        raise NoReadyPod(f"{what}: none of its {len(pods)} pods is ready ({seen}{more})")
     ready.sort(key=_name_of)
     ready.sort(key=lambda p: p.get("metadata", {}).get("creationTimestamp") or "", reverse=True)
     return ready[0]
@@ -394,6 +408,24 @@ def ready_pod(access: KubeAccess, namespace: str, service: str) -> str:
     """The name of a pod behind `service` that is Running, Ready and not terminating; a KubeError
     naming the namespace/service and what was seen (no such service, no pods, none ready)."""
     return _name_of(_ready_pod_object(access, namespace, service)[1])
+
+
+def deployment_ready_pod(access: KubeAccess, namespace: str, deployment: str) -> str:
+    """The name of the newest Ready pod of `deployment` (the pods its selector matches); NoReadyPod
+    when the Deployment does not exist or has no such pod, naming the namespace/deployment."""
+    what = f"deployment {namespace}/{deployment}"
+    base = f"/apis/apps/v1/namespaces/{quote(namespace, safe='')}/deployments/{quote(deployment, safe='')}"
+    try:
+        spec = get_json(access, base, what=what).get("spec") or {}
+    except NotFound:
+        raise NoReadyPod(f"{what}: not found; is it deployed?") from None
+    match = (spec.get("selector") or {}).get("matchLabels") or {}
+    if not match:
+        raise KubeError(f"{what}: its selector has no matchLabels, so no pod to find")
+    labels = ",".join(f"{key}={value}" for key, value in sorted(match.items()))
+    pods = get_json(access, f"/api/v1/namespaces/{quote(namespace, safe='')}/pods", {"labelSelector": labels},
+                    what=f"pods of {what}")  # fmt: skip
+    return _name_of(pick_ready_pod(pods.get("items") or [], f"{what} (selector {labels})"))
 
 
 def target_port(spec: dict[str, Any], pod: dict[str, Any], port: int, what: str) -> int:
@@ -631,3 +663,130 @@ class _Connection:
         if ws is not None:
             with contextlib.suppress(Exception):
                 ws.close()
+
+
+# --- exec ----------------------------------------------------------------------------------------
+
+EXEC_PROTOCOL = "v4.channel.k8s.io"
+STDOUT_CHANNEL, STDERR_CHANNEL, STATUS_CHANNEL = 1, 2, 3
+MAX_OUTPUT = 4 * 1024 * 1024  # bytes kept of each of stdout and stderr: the last ones
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """What a command run by `exec_in_pod` gave: its exit code and its output (decoded as UTF-8)."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def exec_in_pod(
+    access: KubeAccess, namespace: str, pod: str, container: str, argv: Sequence[str], timeout: float
+) -> ExecResult:
+    """`kubectl exec <pod> -c <container> -n <namespace> -- <argv>`, without stdin or a terminal:
+    the pod's `exec` subresource over a websocket (subprotocol `v4.channel.k8s.io`; each binary
+    frame's first byte is its channel: 1 stdout, 2 stderr, 3 the Status that ends the command).
+    The Status gives the exit code: `Success` is 0, and a `NonZeroExitCode` failure carries it in
+    `details.causes[reason=ExitCode]`. Any other failure (no such container, a command that could
+    not start, the node's own error) is a KubeError with the Status message and the end of what the
+    command wrote to stderr, as is an API error
+    (404, 403 without the `pods/exec` right, ...), a connection lost before the Status, or a
+    command still running after `timeout` seconds (its websocket is then closed, which ends the
+    exec for kubelets that stop a command whose client went away)."""
+    from websockets.exceptions import ConnectionClosed
+
+    if not argv:
+        raise ValueError("exec_in_pod needs a command")
+    what = f"exec of `{argv[0]}` in pod {namespace}/{pod} container {container}"
+    ws_base = "wss" + access.server[5:] if access.server.startswith("https") else "ws" + access.server[4:]
+    query = urlencode([("container", container), *(("command", arg) for arg in argv), ("stdout", "true"),
+                       ("stderr", "true")])  # fmt: skip
+    url = f"{ws_base}/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(pod, safe='')}/exec?{query}"
+    deadline = time.monotonic() + timeout
+    ws = _open_exec(access, url, what)
+    output = {STDOUT_CHANNEL: bytearray(), STDERR_CHANNEL: bytearray()}
+    status = b""
+    try:
+        with ws:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise KubeError(f"{what}: still running after {timeout:.0f} s; its connection was closed")
+                try:
+                    frame = ws.recv(timeout=remaining)
+                except TimeoutError:
+                    continue
+                except ConnectionClosed:
+                    break
+                if not isinstance(frame, bytes) or not frame:
+                    continue
+                channel, payload = frame[0], frame[1:]
+                if channel in output:
+                    kept = output[channel]
+                    kept += payload
+                    del kept[: max(0, len(kept) - MAX_OUTPUT)]
+                elif channel == STATUS_CHANNEL:
+                    status += payload
+    except OSError as exc:
+        raise KubeError(f"{what}: the connection to {access.server} failed ({_reason(exc)})") from None
+    stdout, stderr = (output[c].decode("utf-8", "replace") for c in (STDOUT_CHANNEL, STDERR_CHANNEL))
+    try:
+        return ExecResult(exit_code_of(status, what), stdout, stderr)
+    except KubeError as exc:
+        if not stderr.strip():
+            raise
+        raise KubeError(f"{exc}; its stderr: {stderr.strip()[-500:]}") from None
+
+
+def _open_exec(access: KubeAccess, url: str, what: str) -> Any:
+    """The exec's websocket. A handshake that gets no answer, or whose connection drops, is tried
+    again (OPEN_ATTEMPTS in all, OPEN_ATTEMPT_TIMEOUT each), as port-forward's is: kwok 0.8.0 drops
+    a few handshakes when several open at once. A handshake answered after its attempt gave up may
+    still start the command on the node, so a command can run twice: only idempotent commands belong
+    here (all llmfleet runs are: `ollama list`, `pull`, `create`, `rm`, whose retry checks the list).
+    An HTTP answer (401, 403, 404...) or a refused connection is not retried."""
+    from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatus, WebSocketException
+    from websockets.sync.client import connect
+
+    for attempt in range(1, OPEN_ATTEMPTS + 1):
+        try:
+            return connect(url, ssl=access.ssl_context if url.startswith("wss") else None,
+                           server_hostname=access.tls_server_name, subprotocols=[EXEC_PROTOCOL],
+                           additional_headers=access.headers(), compression=None, open_timeout=OPEN_ATTEMPT_TIMEOUT,
+                           close_timeout=1, ping_interval=None, max_size=MAX_FRAME,
+                           proxy=access.proxy_url or True)  # fmt: skip
+        except InvalidStatus as exc:
+            response = exc.response
+            raise_for_answer(access, response.status_code, response.body or b"", what)
+            raise KubeError(f"{what}: the API server answered {response.status_code}") from None
+        except (TimeoutError, ConnectionClosed, InvalidMessage) as exc:
+            if attempt == OPEN_ATTEMPTS:
+                raise KubeError(f"{what}: cannot open the websocket to {access.server} in {attempt} tries ({exc}; "
+                                f"{access.source})") from None  # fmt: skip
+        except (OSError, WebSocketException) as exc:
+            raise KubeError(f"{what}: cannot open the websocket to {access.server} ({_reason(exc)}: {exc})") from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def exit_code_of(status: bytes, what: str) -> int:
+    """The exit code the exec's Status (channel 3) gives; a KubeError when it gives none."""
+    import json
+
+    if not status.strip():
+        raise KubeError(f"{what}: the connection closed before the command's exit status came")
+    try:
+        answer = json.loads(status)
+    except ValueError:
+        raise KubeError(f"{what}: its status is not JSON: {status[:200].decode('utf-8', 'replace')}") from None
+    if not isinstance(answer, dict):
+        raise KubeError(f"{what}: its status is not a Status object")
+    if answer.get("status") == "Success":
+        return 0
+    causes = (answer.get("details") or {}).get("causes") or []
+    for cause in causes:
+        if isinstance(cause, dict) and cause.get("reason") == "ExitCode":
+            with contextlib.suppress(TypeError, ValueError):
+                return int(cause.get("message"))
+    message = str(answer.get("message") or answer.get("reason") or "no message").strip()
+    raise KubeError(f"{what}: failed without an exit code: {message[-500:]}")

@@ -7,7 +7,8 @@ and keeps their heartbeat, and moves the pods the real scheduler binds to them t
 the build joined from kwok's module zip (Running and Ready at once; no container runs). Scheduling,
 Deployments, ReplicaSets, Services and EndpointSlices are the real controllers'. A `ClusterPortForward`
 sends a pod port's port-forward to a loopback address, so a client can reach a server of the test's
-through the API server as `kubectl port-forward` does.
+through the API server as `kubectl port-forward` does; a `ClusterExec` runs an exec's command on this
+host (`LocalExec`), so a client's `kubectl exec` reaches a program of the test's.
 
 Every port is a free loopback port and every file (PKI, etcd's data, logs, the kubeconfig) is under
 the test's directory. The PKI is made with `cryptography`: a CA, the API server's serving certificate,
@@ -105,6 +106,19 @@ class PortForward:
     pod_port: int
     target_port: int
     target_address: str = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class LocalExec:
+    """kwok answers an exec in `containers` (of any pod) by running the command on this host, in
+    `work_dir` with `envs` added to its own environment. kwok resolves the command's name on its own
+    PATH (Go's exec.Command looks it up before the environment applies), so `path` is put in front
+    of kwok's PATH; put it first in `envs`' PATH too for what the command itself starts."""
+
+    containers: tuple[str, ...]
+    work_dir: Path
+    envs: tuple[tuple[str, str], ...] = ()
+    path: tuple[Path, ...] = ()
 
 
 @dataclass
@@ -275,11 +289,13 @@ def admin_ssl_context(pki: Path) -> ssl.SSLContext:
 # --- processes -----------------------------------------------------------------------------------
 
 
-def _start(stack: contextlib.ExitStack, cluster: Cluster, name: str, argv: list[str]) -> subprocess.Popen:
+def _start(stack: contextlib.ExitStack, cluster: Cluster, name: str, argv: list[str],
+           path: Sequence[Path] = ()) -> subprocess.Popen:  # fmt: skip
     """Start `argv` in a session of its own, logging to <name>.log; stopped (and waited for) when the
-    stack unwinds, so the last started is the first stopped."""
+    stack unwinds, so the last started is the first stopped. `path`: directories before its PATH."""
     log = cluster.workdir / f"{name}.log"
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(cluster.workdir)}  # no KUBECONFIG or proxy of the runner's
+    env = {"PATH": os.pathsep.join([*map(str, path), "/usr/bin", "/bin"]),
+           "HOME": str(cluster.workdir)}  # no KUBECONFIG or proxy of the runner's  # fmt: skip
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
                                 cwd=cluster.workdir)  # fmt: skip
@@ -307,8 +323,31 @@ def _wait_until(cluster: Cluster, name: str, proc: subprocess.Popen, ready: Call
         time.sleep(0.1)
 
 
-def _kwok_config(stages: Path, forwards: Sequence[PortForward]) -> str:
+def _kwok_config(stages: Path, forwards: Sequence[PortForward], execs: Sequence[LocalExec] = ()) -> str:
     documents = [stages.read_text()]
+    if execs:
+        documents.append(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "kwok.x-k8s.io/v1alpha1",
+                    "kind": "ClusterExec",
+                    "metadata": {"name": "llmfleet-test"},
+                    "spec": {
+                        "execs": [
+                            {
+                                "containers": list(e.containers),
+                                "local": {
+                                    "workDir": str(e.work_dir),
+                                    "envs": [{"name": k, "value": v} for k, v in e.envs],
+                                },
+                            }
+                            for e in execs
+                        ]
+                    },
+                },
+                sort_keys=False,
+            )
+        )
     if forwards:
         documents.append(
             yaml.safe_dump(
@@ -335,7 +374,11 @@ def node_ready(node: dict[str, Any]) -> bool:
 
 @contextlib.contextmanager
 def running_cluster(
-    bin_dir: Path, workdir: Path, pools: Sequence[GpuPool] = (GpuPool("gpu-a"),), forwards: Sequence[PortForward] = ()
+    bin_dir: Path,
+    workdir: Path,
+    pools: Sequence[GpuPool] = (GpuPool("gpu-a"),),
+    forwards: Sequence[PortForward] = (),
+    execs: Sequence[LocalExec] = (),
 ) -> Iterator[Cluster]:
     """A control plane on free loopback ports with `pools`' nodes Ready and schedulable and the
     `default` ServiceAccount made, or a RuntimeError with the failing process's log tail; every process stopped
@@ -354,7 +397,7 @@ def running_cluster(
                         f"--authorization-kubeconfig={kubeconfig}"]  # fmt: skip
     quiet = ["--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=0", "--profiling=false"]
     kwok_config = workdir / "kwok.yaml"
-    kwok_config.write_text(_kwok_config(bin_dir / "kwok-stages.yaml", forwards))
+    kwok_config.write_text(_kwok_config(bin_dir / "kwok-stages.yaml", forwards, execs))
 
     with contextlib.ExitStack() as stack:
         etcd = _start(stack, cluster, "etcd", [
@@ -397,7 +440,7 @@ def running_cluster(
             f"--cidr={POD_CIDR}", "--node-ip=127.0.0.1", f"--node-port={kwok_port}",
             f"--server-address=127.0.0.1:{kwok_port}", f"--tls-cert-file={pki / 'kwok.crt'}",
             f"--tls-private-key-file={pki / 'kwok.key'}",
-        ])  # fmt: skip
+        ], path=[p for e in execs for p in e.path])  # fmt: skip
 
         def default_service_account() -> bool:
             with cluster.client(timeout=2) as client:

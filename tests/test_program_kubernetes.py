@@ -20,6 +20,7 @@ STACK = "cluster"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SERVICE = "kubernetes:core/v1:Service"
 CLAIM = "kubernetes:core/v1:PersistentVolumeClaim"
+DYNAMIC = "pulumi-python:dynamic:Resource"
 SECRET_SIG = "4dabf18193072939515e22adb298388d"  # pulumi.runtime.rpc's special signature key
 
 
@@ -118,6 +119,28 @@ def test_cache_claims_are_kept_on_destroy(run: Run, fleet: llmfleet.Fleet) -> No
         assert run.request(CLAIM, name).retain_on_delete, name
         assert claim.inputs["spec"]["storageClassName"] == "fast-ssd"
         assert claim.inputs["spec"]["resources"] == {"requests": {"storage": "200Gi"}}
+
+
+def test_each_declared_ollama_model_is_a_resource_in_its_deployment_before_the_gateway(
+    run: Run, fleet: llmfleet.Fleet, kubeconfig: Path
+) -> None:
+    ollama = fleet.catalog.local_providers()["ollama"]
+    models = {r.name: r for r in run.ollama_models()}
+    # Named as on Docker, by what Ollama lists: renaming a gateway name over the same pull changes nothing.
+    assert set(models) == {f"ollama-model-{llmfleet.ollama_listed_name(m.ollama_name)}" for m in ollama.models}
+    for m in ollama.models:
+        name = f"ollama-model-{llmfleet.ollama_listed_name(m.ollama_name)}"
+        inputs = models[name].inputs
+        assert {k: inputs[k] for k in ("kubeconfig", "context", "namespace", "deployment", "container", "tag")} == {
+            "kubeconfig": str(kubeconfig.resolve()), "context": "gpu-cluster", "namespace": "llm",
+            "deployment": "ollama", "container": "ollama", "tag": m.ollama_name}  # fmt: skip
+        assert inputs.get("gguf") == m.gguf
+        request = run.request(DYNAMIC, name)
+        assert (DYNAMIC, "ollama-rollout") in run.depends_on(DYNAMIC, name)  # the server has rolled out
+        # The Deployment by its plain name, never its output: replacing it must not replace the models.
+        assert request.property_dependencies.get("deployment", []) == []
+        assert not request.retain_on_delete  # its own claim: a model dropped from the catalog is removed
+    assert set(models) <= {n for t, n in run.depends_on(DEPLOYMENT, "gateway") if t == DYNAMIC}
 
 
 def test_the_gateway_rolls_from_a_new_config_with_keys_only_in_a_secret(run: Run, fleet: llmfleet.Fleet) -> None:

@@ -9,23 +9,14 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from llmfleet import ExistingVolume, OllamaProvider, ollama_listed_name
+from llmfleet import ExistingVolume, OllamaProvider
 from llmfleet import OllamaModel as OllamaModelSpec
 from llmfleet._docker_names import container_name, volume_name
 
-from ..servers.ollama import GpuMemory, models_mount, ollama_spec
+from ..servers.ollama import GpuMemory, model_resource_name, models_mount, ollama_spec
 from ..servers.spec import Mount
 from .container import Placement, ServerComponent, host_key, pulled_image
 from .ollama_model import OllamaModel, OllamaModelArgs
-
-
-def model_resource_name(server: str, model: OllamaModelSpec) -> str:
-    """A model resource is named by the model Ollama lists (`name:tag`, as it spells it), not by the
-    name clients use: renaming a gateway name whose `pull` stays the same is then no change at all.
-    Named by the gateway name, the renamed resource would be a new one that adopts the model already
-    listed, and the old one's delete, which the engine runs after every create, would `ollama rm`
-    the model the new one serves."""
-    return f"{server}-model-{ollama_listed_name(model.ollama_name)}"
 
 
 def model_resource_aliases(server: str, model: OllamaModelSpec) -> list[pulumi.Alias]:

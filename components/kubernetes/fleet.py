@@ -16,6 +16,7 @@ from llmfleet import (
     ExistingVolume,
     Fleet,
     LlamaCppProvider,
+    OllamaProvider,
     VllmProvider,
     backend_root,
     declared_models,
@@ -26,6 +27,7 @@ from llmfleet import (
 from ..servers.fleet import ollama_store, server_spec
 from .cluster import cluster_provider
 from .gateway import Gateway, GatewayArgs
+from .ollama_model import ollama_models
 from .workload import GGUF_MOUNT, ServerWorkload, Storage, WorkloadArgs, labels
 
 if TYPE_CHECKING:
@@ -89,6 +91,14 @@ def deploy_to_kubernetes(
             opts,
         )
 
+    # Ollama's declared models, each pulled or created in its server's ready pod (through the API
+    # server's exec) once the Deployment is ready, and the gateway only after them.
+    models: list[pulumi.Resource] = []
+    for name, provider in catalog.local_providers().items():
+        if isinstance(provider, OllamaProvider):
+            models += ollama_models(name, servers[name], provider, kubeconfig=cluster.kubeconfig, context=kube.context,
+                                    namespace=namespace, keep=ollama_store(fleet, name) is not None)  # fmt: skip
+
     gateway = Gateway(
         "gateway",
         GatewayArgs(
@@ -106,7 +116,7 @@ def deploy_to_kubernetes(
             exposure=kube.gateway,
             pool=kube.pools[kube.gateway.pool] if kube.gateway.pool else None,
             api_keys=api_keys,
-            backends=[s.ready for s in servers.values()],  # rolled out, not merely created
+            backends=[*(s.ready for s in servers.values()), *models],  # rolled out, every model in place
         ),
         opts,
     )

@@ -62,6 +62,11 @@ def selector(name: str) -> dict[str, str]:
     return {"app.kubernetes.io/instance": name, "app.kubernetes.io/part-of": PART_OF}
 
 
+def container_name(kind: str) -> str:
+    """A server's one container is named for its kind (`llama-cpp`): what `exec` names in its pod."""
+    return kind.replace("_", "-")
+
+
 def exec_probe(check: Healthcheck) -> list[str]:
     """A Docker health check's test as an exec probe's command."""
     form, *args = check.tests
@@ -180,7 +185,7 @@ def pod_spec(args: WorkloadArgs, name: str) -> dict[str, Any]:
             for k, (secret, key) in sorted(args.secret_env.items())]  # fmt: skip
     gpus = gpu_count(spec, pool)
     container: dict[str, Any] = {
-        "name": spec.kind.replace("_", "-"),
+        "name": container_name(spec.kind),
         "image": args.image,
         "imagePullPolicy": "IfNotPresent",
         **({"command": list(spec.entrypoint)} if spec.entrypoint else {}),

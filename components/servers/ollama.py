@@ -7,13 +7,22 @@ from dataclasses import dataclass
 
 import pulumi
 
-from llmfleet import ExistingVolume, OllamaProvider
+from llmfleet import ExistingVolume, OllamaModel, OllamaProvider, ollama_listed_name
 
 from .gguf import gguf_binds
 from .spec import ContainerSpec, Healthcheck, Mount, gpu_request
 
 MODELS_DIR = "/root/.ollama"
 GIB = 2**30
+
+
+def model_resource_name(server: str, model: OllamaModel) -> str:
+    """A model resource is named by the model Ollama lists (`name:tag`, as it spells it), not by the
+    name clients use: renaming a gateway name whose `pull` stays the same is then no change at all.
+    Named by the gateway name, the renamed resource would be a new one that adopts the model already
+    listed, and the old one's delete, which the engine runs after every create, would `ollama rm`
+    the model the new one serves."""
+    return f"{server}-model-{ollama_listed_name(model.ollama_name)}"
 
 
 @dataclass(frozen=True)
