@@ -23,8 +23,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.kubernetes_cluster import GPU_RESOURCE, POOL_LABEL, Cluster, PortForward
-from tests.litellm_proxy import MASTER_KEY
+from tests import engine_build, kubernetes_build, ollama_build, ollama_registry, real_ollama
+from tests.kubernetes_cluster import (
+    GPU_RESOURCE,
+    POOL_LABEL,
+    Cluster,
+    GpuPool,
+    LocalExec,
+    PortForward,
+    running_cluster,
+)
+from tests.litellm_proxy import MASTER_KEY, free_port
 from tests.real_deploy import PASSPHRASE, PROGRAM_FILES, PROJECT
 from tests.standins import (
     StandIn,
@@ -34,6 +43,7 @@ from tests.standins import (
     serve_vllm,
     standins,
 )
+from tests.tiny_gguf import write_tiny_gguf
 
 STACK = "k8s"
 NAMESPACE = "llm"
@@ -41,8 +51,18 @@ STORAGE_CLASS = "local-test"
 CONTEXT = "llmfleet-test"  # tests/kubernetes_cluster.py write_kubeconfig's
 STACK_LABEL = "llmfleet.dev/stack"
 
-CATALOG = """\
+# Every server kind; Ollama's models come from the tests' registry (`{pull}`, OllamaForPods.pull)
+# and from the GGUF. The pool has three nodes of 2 GPUs: Ollama 1, vLLM 1 and llama-server all (2)
+# fit whatever the scheduler places first.
+CATALOG_TEMPLATE = """\
 providers:
+  ollama:
+    kind: ollama
+    port: 11434
+    models:
+      - {{name: tiny-ollama, pull: "{pull}", insecure: true}}
+      - {{name: Tiny-House, gguf: /models/tiny.gguf}}
+    gpus: [1]
   vllm:
     kind: vllm
     port: 8000
@@ -70,7 +90,7 @@ routes:
 """
 
 
-def stack_file(kubeconfig: Path, gguf_dir: Path, gpus_per_node: int = 2, nodes: int = 2) -> str:
+def stack_file(kubeconfig: Path, gguf_dir: Path, gpus_per_node: int = 2, nodes: int = 3) -> str:
     return f"""\
 config:
   llmfleet:catalog: config/{STACK}.yaml
@@ -91,12 +111,14 @@ config:
     gguf: {{host_path: {gguf_dir}}}
     gateway: {{replicas: 2, pool: cpu}}
   llmfleet:providers:
+    ollama: {{pool: gpu-a}}
     vllm: {{pool: gpu-a}}
     native: {{pool: gpu-a}}
     python: {{pool: cpu}}
   llmfleet:gateway:
     port: 4000
   llmfleet:images:
+    ollama: example.invalid/ollama:0.14.1
     vllm: example.invalid/vllm-openai:v0.18.0
     llama_cpp: example.invalid/llama.cpp:server-cuda-b9628
     llama_cpp_python: {{image: example.invalid/llama-cpp-python:0.3.16, cpu: true}}
@@ -127,6 +149,7 @@ class KubeProject:
     path: list[Path]  # the engine's bin directory and the pulumi-kubernetes provider's
     cluster: Cluster
     log: list[str] = field(default_factory=list)
+    gguf_dir: Path | None = None  # the GGUF directory the stack names as its host path
 
     @property
     def env(self) -> dict[str, str]:
@@ -263,44 +286,134 @@ class ReadyWatch:
             self._thread.join(timeout=10)
 
 
-# The catalog's backend ports (CATALOG) and the gateway Service's: what kwok forwards to loopback.
-BACKEND_PORTS = {"vllm": 8000, "native": 8080, "python": 8001}
-GATEWAY_PORT = 4000
-
-
-@contextlib.contextmanager
-def backend_standins() -> Iterator[dict[str, StandIn]]:
-    """A loopback stand-in per CATALOG backend, answering as that server does: its /v1/models and
-    OpenAI's chat API (vLLM's shapes; LiteLLM's `openai/` prefix calls llama.cpp's servers so)."""
-    with standins(3) as (vllm, native, python):
-        serve_vllm(vllm, "tiny-vllm")
-        for server in (native, python):
-            serve_openai_chat(server)
-        serve_llama_server(native, "tiny-native")  # after the chat API: each lists its one model
-        serve_llama_cpp_python(python, "tiny-python")
-        yield {"vllm": vllm, "native": native, "python": python}
-
-
-def loopback_forwards(backends: dict[str, StandIn], gateway_port: int) -> list[PortForward]:
-    """kwok's forwards: the gateway pods' port to `gateway_port` (the real LiteLLM), each backend's
-    to its stand-in."""
-    return [PortForward(GATEWAY_PORT, gateway_port),
-            *(PortForward(port, backends[name].port) for name, port in BACKEND_PORTS.items())]  # fmt: skip
-
-
-def loopback_config(config: str, backends: dict[str, StandIn]) -> str:
-    """A deployed gateway config for the real LiteLLM on this host: each `api_base` host, which the
-    cluster's DNS resolves in a pod, pointed at its stand-in on loopback."""
-    for name, port in BACKEND_PORTS.items():
-        if f"http://{name}:{port}" not in config:
-            raise AssertionError(f"no api_base for {name} in:\n{config}")
-        config = config.replace(f"http://{name}:{port}", backends[name].url)
-    return config
-
-
 def deployed_config(project: KubeProject) -> str:
     """The config.yaml the gateway's pods mount, as the API server holds it."""
     gateway = project.objects("deployments", "/apis/apps/v1")["gateway"]
     volumes = gateway["spec"]["template"]["spec"]["volumes"]
     name = next(v["configMap"]["name"] for v in volumes if "configMap" in v)
     return project.cluster.get(f"/api/v1/namespaces/{NAMESPACE}/configmaps/{name}")["data"]["config.yaml"]
+
+
+# The model the tests' registry serves (pushed by a real Ollama), as `ollama pull` names it there.
+OLLAMA_REPO, OLLAMA_TAG = "library/tiny", "1b"
+# `ollama` as a pod's exec finds it (kwok runs the exec on this host): the real CLI, with the pod's
+# /models (its GGUF mount) read as the test's GGUF directory in an `ollama create` Modelfile.
+OLLAMA_WRAPPER = """#!/bin/sh
+# The exec runs on the test's host: /models, the pod's GGUF mount, is {gguf_dir} here.
+if [ "$1" = create ] && [ "$3" = -f ]; then sed -i "s#^FROM /models/#FROM {gguf_dir}/#" "$4"; fi
+exec {binary} "$@"
+"""
+
+
+@dataclass
+class OllamaForPods:
+    """A real `ollama serve` on loopback that plays the Ollama server in the fleet's pod: kwok runs an
+    exec in any pod's `ollama` container as the real CLI here (`execs`), talking to it; and the
+    tests' registry (tests/ollama_registry.py) on 127.0.0.1, seeded with one model, that it pulls from."""
+
+    ollama: real_ollama.Ollama
+    registry: ollama_registry.Registry
+    execs: list[LocalExec]
+
+    @property
+    def pull(self) -> str:
+        return f"{self.registry.host}/{OLLAMA_REPO}:{OLLAMA_TAG}"
+
+    @property
+    def port(self) -> int:
+        return int(self.ollama.url.rsplit(":", 1)[1])
+
+
+@contextlib.contextmanager
+def ollama_for_pods(root: Path, gguf: Path) -> Iterator[OllamaForPods]:
+    """The registry seeded with a model made from `gguf` by a real Ollama of its own, and the Ollama
+    the pods' execs reach, with the wrapper that reads /models as `gguf`'s directory."""
+    binary = ollama_build.ensure_built()
+    with ollama_registry.running("127.0.0.1") as registry:
+        pull = f"{registry.host}/{OLLAMA_REPO}:{OLLAMA_TAG}"
+        with real_ollama.serving(binary, root / "seed-ollama") as seed:
+            seed.create(pull, gguf)
+            seed.cli("push", "--insecure", pull)
+        with real_ollama.serving(binary, root / "pod-ollama") as ollama:
+            bin_dir = root / "exec-bin"
+            bin_dir.mkdir()
+            (bin_dir / "ollama").write_text(OLLAMA_WRAPPER.format(gguf_dir=gguf.parent, binary=binary))
+            (bin_dir / "ollama").chmod(0o755)
+            env = {**ollama.env, "PATH": f"{bin_dir}:/usr/bin:/bin"}
+            execs = [LocalExec(("ollama",), ollama.home, tuple(sorted(env.items())), (bin_dir,))]
+            yield OllamaForPods(ollama, registry, execs)
+
+
+# The catalog's ports and the gateway Service's: what kwok forwards to loopback.
+BACKEND_PORTS = {"ollama": 11434, "vllm": 8000, "native": 8080, "python": 8001}
+GATEWAY_PORT = 4000
+GPU_POOL = GpuPool("gpu-a", nodes=3, gpus=2)
+CPU_POOL = GpuPool("cpu", nodes=1, gpus=0)
+
+
+@dataclass
+class LoopbackFleet:
+    """What plays the fleet's pods on this host, where kwok sends each pod's port and exec: a
+    stand-in per vLLM and llama.cpp server (answering as each does), the real Ollama (its models
+    made by the pods' execs), and the port the real LiteLLM serving the gateway's config listens on."""
+
+    backends: dict[str, StandIn]
+    ollama: OllamaForPods
+    gateway_port: int
+
+    @property
+    def catalog(self) -> str:
+        return CATALOG_TEMPLATE.format(pull=self.ollama.pull)
+
+    @property
+    def urls(self) -> dict[str, str]:
+        return {"ollama": self.ollama.ollama.url, **{name: server.url for name, server in self.backends.items()}}
+
+    def forwards(self) -> list[PortForward]:
+        targets = {"ollama": self.ollama.port, **{name: server.port for name, server in self.backends.items()}}
+        return [PortForward(GATEWAY_PORT, self.gateway_port),
+                *(PortForward(port, targets[name]) for name, port in BACKEND_PORTS.items())]  # fmt: skip
+
+    def gateway_config(self, config: str) -> str:
+        """A deployed gateway config for the real LiteLLM on this host: each `api_base` host, which the
+        cluster's DNS resolves in a pod, pointed at what plays that server here."""
+        for name, port in BACKEND_PORTS.items():
+            if f"http://{name}:{port}" not in config:
+                raise AssertionError(f"no api_base for {name} in:\n{config}")
+            config = config.replace(f"http://{name}:{port}", self.urls[name])
+        return config
+
+
+@contextlib.contextmanager
+def loopback_fleet(root: Path, gguf: Path) -> Iterator[LoopbackFleet]:
+    with standins(3) as (vllm, native, python), ollama_for_pods(root, gguf) as ollama:
+        serve_vllm(vllm, "tiny-vllm")
+        for server in (native, python):  # OpenAI's chat API: LiteLLM's `openai/` prefix calls llama.cpp's so
+            serve_openai_chat(server)
+        serve_llama_server(native, "tiny-native")  # after the chat API: each lists its one model
+        serve_llama_cpp_python(python, "tiny-python")
+        yield LoopbackFleet({"vllm": vllm, "native": native, "python": python}, ollama, free_port())
+
+
+@contextlib.contextmanager
+def deployable(root: Path, cluster_name: str = "cluster") -> Iterator[tuple[KubeProject, LoopbackFleet, str]]:
+    """The whole test fleet ready to deploy: the tiny GGUF, the loopback side, the cluster with the
+    GPU and CPU pools and kwok's forwards and execs, the project with its stack created. Yields the
+    project, the loopback side and the stack file as written (before its secret was set)."""
+    gguf_dir = root / "gguf"
+    gguf_dir.mkdir()
+    write_tiny_gguf(gguf_dir / "tiny.gguf")
+    path = [engine_build.ensure_built(), kubernetes_build.ensure_provider_built()]
+    with contextlib.ExitStack() as started:
+        side = started.enter_context(loopback_fleet(root, gguf_dir / "tiny.gguf"))
+        cluster = started.enter_context(running_cluster(
+            kubernetes_build.ensure_built(), root / cluster_name, pools=[GPU_POOL, CPU_POOL], forwards=side.forwards(),
+            execs=side.ollama.execs))  # fmt: skip
+        project = make_project(root / "project", path, cluster)
+        stack = stack_file(cluster.kubeconfig, gguf_dir)
+        init_stack(project, side.catalog, stack)
+        project.gguf_dir = gguf_dir
+        try:
+            yield project, side, stack
+        finally:
+            project.pulumi("destroy", "--yes", "--skip-preview", timeout=300)

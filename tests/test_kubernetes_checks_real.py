@@ -22,35 +22,25 @@ from pathlib import Path
 
 import pytest
 
-from . import engine_build, kubernetes_build
-from .kubernetes_cluster import GpuPool, running_cluster
-from .kubernetes_deploy import (
-    CATALOG,
-    NAMESPACE,
-    STACK,
-    KubeProject,
-    backend_standins,
-    deployed_config,
-    init_stack,
-    loopback_config,
-    loopback_forwards,
-    make_project,
-    stack_file,
-)
-from .litellm_proxy import MASTER_KEY, free_port, running_proxy
-from .standins import StandIn
-from .tiny_gguf import write_tiny_gguf
+from .kubernetes_deploy import NAMESPACE, STACK, KubeProject, LoopbackFleet, deployable, deployed_config
+from .litellm_proxy import MASTER_KEY, running_proxy
 
-pytestmark = [pytest.mark.real_kubernetes, pytest.mark.real_deploy, pytest.mark.litellm, pytest.mark.timeout(900)]
+pytestmark = [
+    pytest.mark.real_kubernetes, pytest.mark.real_deploy, pytest.mark.real_ollama, pytest.mark.litellm,
+    pytest.mark.timeout(900),
+]  # fmt: skip
 
 
 @dataclass
 class Deployed:
     project: KubeProject
-    backends: dict[str, StandIn]
-    litellm_port: int
+    side: LoopbackFleet  # what plays the pods' ports and execs on this host
     workdir: Path
     stack: str  # the stack file as written, before `pulumi config set --secret` added the key
+
+    @property
+    def catalog(self) -> str:
+        return self.side.catalog
 
     def write(self, catalog: str) -> None:
         self.project.write(catalog, self.stack)
@@ -59,32 +49,16 @@ class Deployed:
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     root = tmp_path_factory.mktemp("kube-checks")
-    gguf_dir = root / "gguf"
-    gguf_dir.mkdir()
-    write_tiny_gguf(gguf_dir / "tiny.gguf")
-    with backend_standins() as backends:
-        litellm_port = free_port()
-        forwards = loopback_forwards(backends, litellm_port)
-        pools = [GpuPool("gpu-a", nodes=2, gpus=2), GpuPool("cpu", nodes=1, gpus=0)]
-        with running_cluster(
-            kubernetes_build.ensure_built(), root / "cluster", pools=pools, forwards=forwards
-        ) as cluster:
-            path = [engine_build.ensure_built(), kubernetes_build.ensure_provider_built()]
-            project = make_project(root / "project", path, cluster)
-            stack = stack_file(cluster.kubeconfig, gguf_dir)
-            init_stack(project, CATALOG, stack)
-            try:
-                project.ok("up", "--yes", "--skip-preview")
-                yield Deployed(project, backends, litellm_port, root, stack)
-            finally:
-                project.pulumi("destroy", "--yes", "--skip-preview", timeout=300)
+    with deployable(root) as (project, side, stack):
+        project.ok("up", "--yes", "--skip-preview")
+        yield Deployed(project, side, root, stack)
 
 
 @pytest.fixture(scope="module")
 def gateway(deployed: Deployed) -> Iterator[str]:
     """The real LiteLLM serving the deployed config, where kwok forwards the gateway pods' port."""
-    config = loopback_config(deployed_config(deployed.project), deployed.backends)
-    with running_proxy(config, deployed.workdir, port=deployed.litellm_port) as url:
+    config = deployed.side.gateway_config(deployed_config(deployed.project))
+    with running_proxy(config, deployed.workdir, port=deployed.side.gateway_port) as url:
         yield url
 
 
@@ -102,19 +76,19 @@ def test_drift_and_probe_reach_the_gateway_through_the_api_server(deployed: Depl
     done = project.llmfleet("probe", "--stack", STACK, "--backends", timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr
     # Every backend was asked, each through its own Service's forward.
-    assert all(server.requests for server in deployed.backends.values())
+    assert all(server.requests for server in deployed.side.backends.values())
 
 
 def test_drift_exits_2_when_the_served_set_drifts(deployed: Deployed, gateway: str) -> None:
     project = deployed.project
-    catalog = CATALOG + "    code: tiny-native\n"  # declared, not deployed: the live gateway lacks it
+    catalog = deployed.catalog + "    code: tiny-native\n"  # declared, not deployed: the live gateway lacks it
     deployed.write(catalog)
     try:
         done = project.llmfleet("drift", "--stack", STACK)
         assert done.returncode == 2, done.stdout + done.stderr
         assert "code" in done.stdout, done.stdout
     finally:
-        deployed.write(CATALOG)
+        deployed.write(deployed.catalog)
 
 
 def test_an_unreachable_cluster_could_not_check_naming_the_context(deployed: Deployed) -> None:
@@ -137,7 +111,7 @@ def test_the_policy_fails_an_up_on_drift(deployed: Deployed, gateway: str) -> No
     project = deployed.project
     policy_config = project.root / "policy-config.json"
     policy_config.write_text(json.dumps({"gateway-drift": {"waitSeconds": 5, "timeoutSeconds": 5}}))
-    deployed.write(CATALOG + "    code: tiny-native\n")
+    deployed.write(deployed.catalog + "    code: tiny-native\n")
     try:
         done = project.pulumi("up", "--yes", "--skip-preview", "--policy-pack", "policy",
                               "--policy-pack-config", str(policy_config))  # fmt: skip
@@ -145,11 +119,11 @@ def test_the_policy_fails_an_up_on_drift(deployed: Deployed, gateway: str) -> No
         assert done.returncode != 0, project.tail()
         assert "gateway-drift" in done.stdout and "code" in done.stdout, errors + project.tail(2000)
         # Back in sync: the same policy passes.
-        deployed.write(CATALOG)
+        deployed.write(deployed.catalog)
         project.ok("up", "--yes", "--skip-preview", "--policy-pack", "policy", "--policy-pack-config",
                    str(policy_config))  # fmt: skip
     finally:
-        deployed.write(CATALOG)
+        deployed.write(deployed.catalog)
 
 
 def test_the_master_key_reached_the_gateway_pods_only_through_the_secret(deployed: Deployed) -> None:

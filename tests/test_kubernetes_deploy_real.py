@@ -11,49 +11,57 @@ import base64
 import re
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 import yaml
 
 from llmfleet import declared_models, load_fleet, render_gateway_config
 
-from . import engine_build, kubernetes_build
-from .kubernetes_cluster import GPU_RESOURCE, POOL_LABEL, GpuPool, running_cluster
+from .kubernetes_cluster import GPU_RESOURCE, POOL_LABEL
 from .kubernetes_deploy import (
-    CATALOG,
+    GPU_POOL,
     NAMESPACE,
     STACK,
     KubeProject,
+    LoopbackFleet,
     ReadyWatch,
+    deployable,
     dumps,
-    init_stack,
-    make_project,
     stack_file,
 )
 from .litellm_proxy import MASTER_KEY
-from .tiny_gguf import write_tiny_gguf
 
-pytestmark = [pytest.mark.real_kubernetes, pytest.mark.real_deploy, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.real_kubernetes, pytest.mark.real_deploy, pytest.mark.real_ollama, pytest.mark.timeout(900)]
 
-POOL = GpuPool("gpu-a", nodes=2, gpus=2)
-CPU = GpuPool("cpu", nodes=1, gpus=0)
+
+@dataclass
+class Deployed:
+    project: KubeProject
+    side: LoopbackFleet  # what plays the pods' ports and execs on this host (the real Ollama among them)
+
+    @property
+    def catalog(self) -> str:
+        return self.side.catalog
+
+    def stack(self, **pool: int) -> str:
+        assert self.project.gguf_dir is not None
+        return stack_file(self.project.cluster.kubeconfig, self.project.gguf_dir, **pool)
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeProject]:
-    root = tmp_path_factory.mktemp("kube-deploy")
-    path = [engine_build.ensure_built(), kubernetes_build.ensure_provider_built()]
-    gguf_dir = root / "gguf"
-    gguf_dir.mkdir()
-    write_tiny_gguf(gguf_dir / "tiny.gguf")
-    with running_cluster(kubernetes_build.ensure_built(), root / "cluster", pools=[POOL, CPU]) as cluster:
-        project = make_project(root / "project", path, cluster)
-        project.gguf_dir = gguf_dir  # type: ignore[attr-defined]
-        init_stack(project, CATALOG, stack_file(cluster.kubeconfig, gguf_dir))
-        try:
-            yield project
-        finally:
-            project.pulumi("destroy", "--yes", "--skip-preview", timeout=300)
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+    with deployable(tmp_path_factory.mktemp("kube-deploy")) as (project, side, _):
+        yield Deployed(project, side)
+
+
+@pytest.fixture(scope="module")
+def project(deployed: Deployed) -> KubeProject:
+    return deployed.project
+
+
+# Each server that caches weights: llama-cpp-python reads only /models.
+CLAIMS = {"ollama-cache", "vllm-cache", "native-cache"}
 
 
 def test_validate_and_preview_a_kubernetes_stack(project: KubeProject) -> None:
@@ -63,10 +71,16 @@ def test_validate_and_preview_a_kubernetes_stack(project: KubeProject) -> None:
     assert "kubernetes:apps/v1:Deployment" in done.stdout, project.tail()
 
 
-def test_up_creates_each_server_as_designed(project: KubeProject) -> None:
+def test_up_creates_each_server_as_designed(deployed: Deployed) -> None:
+    project = deployed.project
     project.ok("up", "--yes", "--skip-preview")
     deployments = project.objects("deployments", "/apis/apps/v1")
-    assert set(deployments) == {"vllm", "native", "python", "gateway"}, sorted(deployments)
+    assert set(deployments) == {"ollama", "vllm", "native", "python", "gateway"}, sorted(deployments)
+    # Ollama's models, made in its pod through the API server's exec: the real Ollama lists both.
+    assert deployed.side.ollama.ollama.tags() == sorted([deployed.side.ollama.pull, "Tiny-House:latest"])
+    ollama = deployments["ollama"]["spec"]["template"]["spec"]["containers"][0]
+    assert ollama["resources"]["limits"] == {GPU_RESOURCE: "1"}
+    assert {m["mountPath"]: m.get("subPath") for m in ollama["volumeMounts"]}["/root/.ollama"] == "ollama"
     vllm = deployments["vllm"]
     assert vllm["spec"]["strategy"]["type"] == "Recreate", dumps(vllm["spec"])
     pod = vllm["spec"]["template"]["spec"]
@@ -81,20 +95,20 @@ def test_up_creates_each_server_as_designed(project: KubeProject) -> None:
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 1800, dumps(startup)
     assert {m["mountPath"] for m in container["volumeMounts"]} >= {"/root/.cache/huggingface", "/dev/shm"}
     native = deployments["native"]["spec"]["template"]["spec"]
-    assert native["containers"][0]["resources"]["limits"] == {GPU_RESOURCE: str(POOL.gpus)}  # `gpus: all`
-    assert {"name": "gguf", "hostPath": {"path": str(project.gguf_dir), "type": "Directory"}} in native["volumes"]  # type: ignore[attr-defined]
+    assert native["containers"][0]["resources"]["limits"] == {GPU_RESOURCE: str(GPU_POOL.gpus)}  # `gpus: all`
+    assert {"name": "gguf", "hostPath": {"path": str(project.gguf_dir), "type": "Directory"}} in native["volumes"]
     python = deployments["python"]["spec"]["template"]["spec"]
     assert "resources" not in python["containers"][0] or not python["containers"][0]["resources"]
 
     services = project.objects("services")
     assert {s: services[s]["spec"]["ports"][0]["port"] for s in services} == {
-        "vllm": 8000, "native": 8080, "python": 8001, "gateway": 4000}  # fmt: skip
+        "ollama": 11434, "vllm": 8000, "native": 8080, "python": 8001, "gateway": 4000}  # fmt: skip
     claims = project.objects("persistentvolumeclaims")
-    assert set(claims) == {"vllm-cache", "native-cache"}, sorted(claims)  # llama-cpp-python reads only /models
+    assert set(claims) == CLAIMS, sorted(claims)
     assert {c["status"]["phase"] for c in claims.values()} == {"Bound"}
     pods = project.objects("pods")
     nodes = {p["metadata"]["labels"]["app.kubernetes.io/instance"]: p["spec"].get("nodeName") for p in pods.values()}
-    assert {nodes["vllm"], nodes["native"]} <= set(POOL.node_names()), nodes
+    assert {nodes["ollama"], nodes["vllm"], nodes["native"]} <= set(GPU_POOL.node_names()), nodes
     assert all(p["status"]["phase"] == "Running" for p in pods.values()), dumps([p["status"] for p in pods.values()])
 
 
@@ -114,7 +128,7 @@ def test_the_gateway_serves_the_rendered_config_with_its_keys_from_a_secret(proj
     fleet = load_fleet(project.root, STACK)
     assert config["data"]["config.yaml"] == render_gateway_config(fleet)
     served = {m["model_name"] for m in yaml.safe_load(config["data"]["config.yaml"])["model_list"]}
-    assert served == {"tiny-vllm", "tiny-native", "tiny-python"}, served
+    assert served == {"tiny-ollama", "Tiny-House", "tiny-vllm", "tiny-native", "tiny-python"}, served
     assert set(declared_models(fleet.catalog)) == served | {"chat"}
     assert "api_base: http://vllm:8000/v1" in config["data"]["config.yaml"]
     # The master key is in the Secret only: neither the config nor the Deployment holds it.
@@ -122,14 +136,16 @@ def test_the_gateway_serves_the_rendered_config_with_its_keys_from_a_secret(proj
 
 
 def test_a_catalog_change_rolls_the_gateway_create_first_and_a_full_gpu_pool_without_a_spare(
-    project: KubeProject,
+    deployed: Deployed,
 ) -> None:
-    """One change: an alias more (a new gateway config) and a new environment for vLLM, whose pool is
-    full (vLLM 2 GPUs and llama-server 2 on two nodes of 2). The preview shows the config replaced
-    create-first; the `up` rolls the gateway with never fewer ready endpoints than its 2 replicas,
-    and rolls vLLM although no GPU is spare (Recreate: a RollingUpdate's surge pod would wait forever)."""
-    full = CATALOG.replace("gpus: [0]", "gpus: [0, 1]")
-    project.write(full, stack_file(project.cluster.kubeconfig, project.gguf_dir))  # type: ignore[attr-defined]
+    """One change: an alias more (a new gateway config) and a new environment for vLLM, on a pool with
+    no node of 2 free GPUs (vLLM 2, llama-server 2 and Ollama 1 on three nodes of 2). The preview
+    shows the config replaced create-first; the `up` rolls the gateway with never fewer ready
+    endpoints than its 2 replicas, and rolls vLLM although no node has its 2 GPUs spare (Recreate: a
+    RollingUpdate's surge pod would wait forever)."""
+    project = deployed.project
+    full = deployed.catalog.replace("gpus: [0]", "gpus: [0, 1]")
+    project.write(full, deployed.stack())
     project.ok("up", "--yes", "--skip-preview")
     before = project.objects("deployments", "/apis/apps/v1")
     old_config = next(v["configMap"]["name"] for v in before["gateway"]["spec"]["template"]["spec"]["volumes"]
@@ -138,7 +154,7 @@ def test_a_catalog_change_rolls_the_gateway_create_first_and_a_full_gpu_pool_wit
     changed = full.replace(
         "    served_name: tiny-vllm\n", "    served_name: tiny-vllm\n    env: {VLLM_LOGGING_LEVEL: DEBUG}\n"
     )
-    project.write(changed + "    code: tiny-native\n", stack_file(project.cluster.kubeconfig, project.gguf_dir))  # type: ignore[attr-defined]
+    project.write(changed + "    code: tiny-native\n", deployed.stack())
     steps = project.preview_steps()
     assert steps["gateway-config"] == "replace", steps
     assert steps["gateway"] == "update" and steps["vllm"] == "update", steps
@@ -177,20 +193,23 @@ def test_a_catalog_change_rolls_the_gateway_create_first_and_a_full_gpu_pool_wit
     assert len(vllm_pods) == 1 and vllm_pods[0]["status"]["phase"] == "Running", dumps(vllm_pods)
 
 
-def test_destroy_leaves_only_the_kept_caches(project: KubeProject) -> None:
+def test_destroy_leaves_only_the_kept_caches(deployed: Deployed) -> None:
+    project = deployed.project
     project.ok("destroy", "--yes", "--skip-preview")
+    assert deployed.side.ollama.ollama.tags() == []  # each model's delete ran `ollama rm` in the pod
     for kind, api in (("deployments", "/apis/apps/v1"), ("services", "/api/v1"), ("configmaps", "/api/v1"),
                       ("secrets", "/api/v1")):  # fmt: skip
         project.cluster.wait_for(f"no {kind} left", lambda kind=kind, api=api: not project.objects(kind, api),
                                  deadline_s=60)  # fmt: skip
     claims = project.objects("persistentvolumeclaims")
-    assert set(claims) == {"vllm-cache", "native-cache"}, sorted(claims)
+    assert set(claims) == CLAIMS, sorted(claims)
 
 
-def test_a_fleet_that_does_not_fit_fails_fast_naming_why(project: KubeProject) -> None:
+def test_a_fleet_that_does_not_fit_fails_fast_naming_why(deployed: Deployed) -> None:
     """The stack believes its pool bigger than it is, and names a pool no node is in: the `up` fails
     in seconds, with the scheduler's reasons, instead of waiting out vLLM's half-hour start budget."""
-    stack = stack_file(project.cluster.kubeconfig, project.gguf_dir, gpus_per_node=4)  # type: ignore[attr-defined]
+    project = deployed.project
+    stack = deployed.stack(gpus_per_node=4)
     stack = stack.replace(
         "    gateway: {replicas: 2, pool: cpu}\n",
         "    gateway: {replicas: 2, pool: cpu}\n    unschedulable_seconds: 3\n",
@@ -198,13 +217,13 @@ def test_a_fleet_that_does_not_fit_fails_fast_naming_why(project: KubeProject) -
     stack = stack.replace("      cpu:\n", "      gpu-z:\n        node_selector: {llmfleet.dev/pool: gpu-z}\n"
                           "        gpus_per_node: 4\n      cpu:\n")  # fmt: skip
     stack = stack.replace("native: {pool: gpu-a}", "native: {pool: gpu-z}")
-    project.write(CATALOG.replace("gpus: [0]", "gpus: [0, 1, 2]"), stack)
+    project.write(deployed.catalog.replace("gpus: [0]", "gpus: [0, 1, 2]"), stack)
     started = time.monotonic()
     done = project.pulumi("up", "--yes", "--skip-preview", timeout=300)
     took = time.monotonic() - started
     assert done.returncode != 0, project.tail()
     assert took < 120, f"{took:.0f} s: not fast"
-    assert re.search(r"Deployment llm/vllm: pod vllm-\S+ cannot be scheduled: 0/3 nodes are available:.*"
+    assert re.search(r"Deployment llm/vllm: pod vllm-\S+ cannot be scheduled: 0/\d nodes are available:.*"
                      r"Insufficient nvidia.com/gpu", done.stdout), project.tail()  # fmt: skip
     assert re.search(r"Deployment llm/native: pod native-\S+ cannot be scheduled: .*didn't match Pod's node "
                      r"affinity/selector", done.stdout), project.tail()  # fmt: skip

@@ -37,21 +37,24 @@ from components.kubernetes.ollama_model import run_in_pod
 from components.servers.ollama_model import OllamaModelLifecycle, ServerDown
 from llmfleet._kube import KubeError, deployment_ready_pod, exec_in_pod, load_kubeconfig
 
-from . import engine_build, kubernetes_build, ollama_build, ollama_registry, real_ollama
-from .kubernetes_cluster import GpuPool, LocalExec, running_cluster
-from .kubernetes_deploy import CONTEXT, NAMESPACE, STACK, KubeProject, init_stack, make_project
+from . import engine_build, kubernetes_build, ollama_registry, real_ollama
+from .kubernetes_cluster import GpuPool, running_cluster
+from .kubernetes_deploy import (
+    CONTEXT,
+    NAMESPACE,
+    OLLAMA_REPO,
+    OLLAMA_TAG,
+    STACK,
+    KubeProject,
+    init_stack,
+    make_project,
+    ollama_for_pods,
+)
 from .tiny_gguf import write_tiny_gguf
 
 pytestmark = [pytest.mark.real_kubernetes, pytest.mark.real_deploy, pytest.mark.real_ollama, pytest.mark.timeout(600)]
 
 CPU = GpuPool("cpu", nodes=1, gpus=0)
-REPO, TAG = "library/tiny", "1b"
-# `ollama` as the exec finds it: the real CLI, with the pod's /models read as the test's GGUF directory.
-WRAPPER = """#!/bin/sh
-# The exec runs on the test's host: /models, the pod's GGUF mount, is {gguf_dir} here.
-if [ "$1" = create ] && [ "$3" = -f ]; then sed -i "s#^FROM /models/#FROM {gguf_dir}/#" "$4"; fi
-exec {binary} "$@"
-"""
 
 
 def catalog(pulled_name: str, from_gguf: bool, pull: str) -> str:
@@ -99,7 +102,7 @@ class Setup:
 
     @property
     def pull(self) -> str:
-        return f"{self.registry.host}/{REPO}:{TAG}"
+        return f"{self.registry.host}/{OLLAMA_REPO}:{OLLAMA_TAG}"
 
     def write(self, pulled_name: str = "tiny-pulled", from_gguf: bool = True, image: str = "ollama:0.14.1") -> None:
         config = stack(self.project.cluster.kubeconfig, self.gguf_dir, f"example.invalid/{image}")
@@ -122,44 +125,30 @@ class Setup:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     root = tmp_path_factory.mktemp("kube-ollama")
-    binary = ollama_build.ensure_built()
     path = [engine_build.ensure_built(), kubernetes_build.ensure_provider_built()]
     gguf_dir = root / "gguf"
     gguf_dir.mkdir()
     write_tiny_gguf(gguf_dir / "tiny.gguf")
     s = Setup()
     s.gguf_dir = gguf_dir
-    with ollama_registry.running("127.0.0.1") as registry:
-        s.registry = registry
-        # The registry holds a model made from the tiny GGUF and pushed by a real Ollama of its own.
-        with real_ollama.serving(binary, root / "seed-ollama") as seed:
-            seed.create(s.pull, gguf_dir / "tiny.gguf")
-            seed.cli("push", "--insecure", s.pull)
-        with real_ollama.serving(binary, root / "pod-ollama") as ollama:
-            s.ollama = ollama
-            bin_dir = root / "exec-bin"
-            bin_dir.mkdir()
-            (bin_dir / "ollama").write_text(WRAPPER.format(gguf_dir=gguf_dir, binary=binary))
-            (bin_dir / "ollama").chmod(0o755)
-            env = {**ollama.env, "PATH": f"{bin_dir}:/usr/bin:/bin"}
-            execs = [LocalExec(("ollama",), ollama.home, tuple(sorted(env.items())), (bin_dir,))]
-            with running_cluster(kubernetes_build.ensure_built(), root / "cluster", pools=[CPU],
-                                 execs=execs) as cluster:  # fmt: skip
-                s.project = make_project(root / "project", path, cluster)
-                s.write()
-                init_stack(s.project, catalog("tiny-pulled", True, s.pull),
-                           stack(cluster.kubeconfig, gguf_dir))  # fmt: skip
-                try:
-                    yield s
-                finally:
-                    s.project.pulumi("destroy", "--yes", "--skip-preview", timeout=300)
+    with ollama_for_pods(root, gguf_dir / "tiny.gguf") as side:
+        s.registry, s.ollama = side.registry, side.ollama
+        with running_cluster(kubernetes_build.ensure_built(), root / "cluster", pools=[CPU],
+                             execs=side.execs) as cluster:  # fmt: skip
+            s.project = make_project(root / "project", path, cluster)
+            s.write()
+            init_stack(s.project, catalog("tiny-pulled", True, s.pull), stack(cluster.kubeconfig, gguf_dir))
+            try:
+                yield s
+            finally:
+                s.project.pulumi("destroy", "--yes", "--skip-preview", timeout=300)
 
 
 def test_up_pulls_one_model_and_creates_one_from_a_gguf(setup: Setup) -> None:
     assert setup.listed() == []
     setup.project.ok("up", "--yes", "--skip-preview")
     assert setup.listed() == sorted([setup.pull, "Tiny-House:latest"]), setup.project.tail()
-    assert setup.registry.store.manifest_pulls(REPO, TAG) == 1  # pulled from the registry, not adopted
+    assert setup.registry.store.manifest_pulls(OLLAMA_REPO, OLLAMA_TAG) == 1  # pulled from the registry, not adopted
     resources = json.loads(setup.project.ok("stack", "export").stdout)["deployment"]["resources"]
     models = {
         r["urn"].rsplit("::", 1)[1]: r
@@ -249,7 +238,7 @@ def test_a_gateway_name_renamed_over_the_same_pull_keeps_the_model(setup: Setup)
     setup.write(pulled_name="tiny-renamed")
     setup.project.ok("up", "--yes", "--skip-preview")
     assert setup.listed() == sorted([setup.pull, "Tiny-House:latest"]), setup.project.tail()
-    assert setup.registry.store.manifest_pulls(REPO, TAG) == 1  # neither removed nor pulled again
+    assert setup.registry.store.manifest_pulls(OLLAMA_REPO, OLLAMA_TAG) == 1  # neither removed nor pulled again
     assert OllamaModelLifecycle.list_tags(setup.ollama.cli("list").stdout) == digests
     assert setup.removals() == 0
 
@@ -267,7 +256,7 @@ def test_a_new_ollama_pod_keeps_the_models(setup: Setup) -> None:
     deployment = setup.project.objects("deployments", "/apis/apps/v1")["ollama"]
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "example.invalid/ollama:0.14.2"
     assert setup.listed() == sorted([setup.pull, "Tiny-House:latest"]), setup.project.tail()
-    assert (setup.removals(), setup.registry.store.manifest_pulls(REPO, TAG)) == (0, 1)
+    assert (setup.removals(), setup.registry.store.manifest_pulls(OLLAMA_REPO, OLLAMA_TAG)) == (0, 1)
 
 
 def test_a_model_dropped_from_the_catalog_is_removed(setup: Setup) -> None:
