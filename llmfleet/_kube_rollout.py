@@ -63,10 +63,13 @@ class RolloutWatch:
         if done:
             return Verdict(True, progress=progress)
         seen: set[str] = set()
+        if any(pod.get("metadata", {}).get("deletionTimestamp") for pod in pods):
+            # An old pod on its way out (a Recreate, or the Deployment replaced) still holds its GPUs:
+            # the new one may wait for them, and the clock starts once it is gone.
+            self._unschedulable_since.clear()
+            return Verdict(False, progress=rolled_out(deployment)[1] + ", an old pod stopping")
         for pod in pods:
             meta = pod.get("metadata", {})
-            if meta.get("deletionTimestamp"):
-                continue  # an old pod on its way out
             name = meta.get("name", "?")
             scheduled = _condition(pod, "PodScheduled")
             if scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":

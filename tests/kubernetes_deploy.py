@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from tests import engine_build, kubernetes_build, ollama_build, ollama_registry, real_ollama
 from tests.kubernetes_cluster import (
     GPU_RESOURCE,
@@ -417,3 +419,27 @@ def deployable(root: Path, cluster_name: str = "cluster") -> Iterator[tuple[Kube
             yield project, side, stack
         finally:
             project.pulumi("destroy", "--yes", "--skip-preview", timeout=300)
+
+
+def token_kubeconfig(cluster: Cluster, name: str, rules: list[dict[str, Any]]) -> Path:
+    """A kubeconfig of the tests' context whose user is ServiceAccount `name`'s bearer token, bound in
+    the namespace to a Role of `rules`: what a team's CI runner holds."""
+    cluster.create(f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts", {"apiVersion": "v1", "kind": "ServiceAccount",
+                                                                       "metadata": {"name": name}})  # fmt: skip
+    rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{NAMESPACE}"
+    cluster.create(f"{rbac}/roles", {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                                     "metadata": {"name": name}, "rules": rules})  # fmt: skip
+    cluster.create(f"{rbac}/rolebindings", {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}],
+    })  # fmt: skip
+    token = cluster.create(f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{name}/token", {
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600},
+    })["status"]["token"]  # fmt: skip
+    config = yaml.safe_load(cluster.kubeconfig.read_text())
+    config["users"][0]["user"] = {"token": token}
+    path = cluster.workdir / f"kubeconfig-{name}"
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path

@@ -70,11 +70,22 @@ def test_a_pod_that_cannot_start_fails_the_wait_at_once(reason: str) -> None:
     assert verdict.failure is not None and f"({reason}: back-off pulling)" in verdict.failure
 
 
-def test_a_pulling_pod_and_a_terminating_one_are_waited_for() -> None:
+def test_a_pulling_pod_is_waited_for() -> None:
     watch = RolloutWatch("d", unschedulable_s=0)
-    pods = [pod("new", waiting="ContainerCreating"), pod("old", unschedulable=True, deleting=True)]
-    assert watch.observe(deployment(want=1), pods, 0.0) == Verdict(False, progress="0/1 updated, 0 ready, "
-                                                                      "0 available, 0 in all")  # fmt: skip
+    verdict = watch.observe(deployment(want=1), [pod("new", waiting="ContainerCreating")], 0.0)
+    assert verdict == Verdict(False, progress="0/1 updated, 0 ready, 0 available, 0 in all")
+
+
+def test_while_an_old_pod_stops_a_new_one_may_wait_for_its_gpus() -> None:
+    """A Recreate, or a Deployment replaced under its name: the new pod is unschedulable until the
+    old one has released its GPUs. The clock starts once the old pod is gone."""
+    watch = RolloutWatch("d", unschedulable_s=20)
+    stopping = [pod("new", unschedulable=True), pod("old", deleting=True)]
+    for now in (0.0, 30.0, 60.0):
+        verdict = watch.observe(deployment(want=1), stopping, now)
+        assert verdict.failure is None and verdict.progress.endswith(", an old pod stopping"), verdict
+    assert watch.observe(deployment(want=1), [pod("new", unschedulable=True)], 61.0).failure is None
+    assert watch.observe(deployment(want=1), [pod("new", unschedulable=True)], 81.0).failure is not None
 
 
 class Replayed(RolloutProvider):

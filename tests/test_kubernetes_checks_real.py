@@ -16,14 +16,25 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
-from .kubernetes_deploy import NAMESPACE, STACK, KubeProject, LoopbackFleet, deployable, deployed_config
+from .kubernetes_deploy import (
+    NAMESPACE,
+    STACK,
+    KubeProject,
+    LoopbackFleet,
+    deployable,
+    deployed_config,
+    token_kubeconfig,
+)
 from .litellm_proxy import MASTER_KEY, running_proxy
+from .pulumi_program import PROJECT
 
 pytestmark = [
     pytest.mark.real_kubernetes, pytest.mark.real_deploy, pytest.mark.real_ollama, pytest.mark.litellm,
@@ -132,3 +143,33 @@ def test_the_master_key_reached_the_gateway_pods_only_through_the_secret(deploye
     ref = env["LITELLM_MASTER_KEY"]["valueFrom"]["secretKeyRef"]
     secret = deployed.project.cluster.get(f"/api/v1/namespaces/{NAMESPACE}/secrets/{ref['name']}")
     assert base64.b64decode(secret["data"][ref["key"]]).decode() == MASTER_KEY
+
+
+def readme_role() -> dict:
+    """The Role README.md's "Deploying to Kubernetes" tells a team to give its runner."""
+    text = (PROJECT / "README.md").read_text()
+    start = text.index("   ```yaml\n   apiVersion: rbac.authorization.k8s.io/v1\n   kind: Role")
+    block = text[start:].split("\n", 1)[1].split("   ```", 1)[0]
+    return yaml.safe_load(textwrap.dedent(block))
+
+
+def test_the_role_the_readme_gives_deploys_checks_and_destroys(deployed: Deployed, gateway: str) -> None:
+    """With only that Role's rights (a ServiceAccount token, as a CI runner holds): `destroy`, an `up`
+    of every kind from nothing (Ollama's models through the pods' exec), drift and probe with the
+    backends (port-forwards), and `destroy` again. Last in this module: it ends with the fleet gone."""
+    role = readme_role()
+    assert role["kind"] == "Role" and role["metadata"]["namespace"] == NAMESPACE
+    kubeconfig = token_kubeconfig(deployed.project.cluster, "runner", role["rules"])
+    stack = deployed.stack.replace(f"kubeconfig: {deployed.project.cluster.kubeconfig}", f"kubeconfig: {kubeconfig}")
+    assert stack != deployed.stack
+    deployed.project.write(deployed.catalog, stack)
+    project = deployed.project
+    project.ok("destroy", "--yes", "--skip-preview")
+    assert not project.objects("deployments", "/apis/apps/v1")
+    project.ok("up", "--yes", "--skip-preview")
+    assert deployed.side.ollama.ollama.tags() == sorted([deployed.side.ollama.pull, "Tiny-House:latest"])
+    for check in (("drift", "--backends"), ("probe", "--backends")):
+        done = project.llmfleet(*check, "--stack", STACK, timeout=180)
+        assert done.returncode == 0, done.stdout + done.stderr
+    project.ok("destroy", "--yes", "--skip-preview")
+    assert deployed.side.ollama.ollama.tags() == []

@@ -197,10 +197,11 @@ def test_destroy_leaves_only_the_kept_caches(deployed: Deployed) -> None:
     project = deployed.project
     project.ok("destroy", "--yes", "--skip-preview")
     assert deployed.side.ollama.ollama.tags() == []  # each model's delete ran `ollama rm` in the pod
-    for kind, api in (("deployments", "/apis/apps/v1"), ("services", "/api/v1"), ("configmaps", "/api/v1"),
-                      ("secrets", "/api/v1")):  # fmt: skip
-        project.cluster.wait_for(f"no {kind} left", lambda kind=kind, api=api: not project.objects(kind, api),
-                                 deadline_s=60)  # fmt: skip
+    # Gone when `destroy` returns, pods included (each Deployment's deletion is waited for, in the
+    # foreground): an `up` right after can create the same names, and a GPU is free once its pod is gone.
+    for kind, api in (("deployments", "/apis/apps/v1"), ("pods", "/api/v1"), ("services", "/api/v1"),
+                      ("configmaps", "/api/v1"), ("secrets", "/api/v1")):  # fmt: skip
+        assert not project.objects(kind, api), kind
     claims = project.objects("persistentvolumeclaims")
     assert set(claims) == CLAIMS, sorted(claims)
 

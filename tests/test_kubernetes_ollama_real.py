@@ -50,6 +50,7 @@ from .kubernetes_deploy import (
     make_project,
     ollama_for_pods,
 )
+from .kubernetes_deploy import token_kubeconfig as deploy_token_kubeconfig
 from .tiny_gguf import write_tiny_gguf
 
 pytestmark = [pytest.mark.real_kubernetes, pytest.mark.real_deploy, pytest.mark.real_ollama, pytest.mark.timeout(600)]
@@ -181,29 +182,11 @@ def test_exec_in_pod_through_the_real_api_server(setup: Setup) -> None:
 def token_kubeconfig(setup: Setup, name: str, exec_verbs: list[str]) -> Path:
     """A kubeconfig whose user is ServiceAccount `name`'s bearer token, allowed to get and list
     Deployments and pods in the namespace, and `exec_verbs` on `pods/exec`."""
-    cluster = setup.project.cluster
-    cluster.create(f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts", {"apiVersion": "v1", "kind": "ServiceAccount",
-                                                                       "metadata": {"name": name}})  # fmt: skip
     rules = [{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list"]},
              {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]  # fmt: skip
     if exec_verbs:
         rules.append({"apiGroups": [""], "resources": ["pods/exec"], "verbs": exec_verbs})
-    rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{NAMESPACE}"
-    cluster.create(f"{rbac}/roles", {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-                                     "metadata": {"name": name}, "rules": rules})  # fmt: skip
-    cluster.create(f"{rbac}/rolebindings", {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": name},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}],
-    })  # fmt: skip
-    token = cluster.create(f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{name}/token", {
-        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600},
-    })["status"]["token"]  # fmt: skip
-    config = yaml.safe_load(cluster.kubeconfig.read_text())
-    config["users"][0]["user"] = {"token": token}
-    path = cluster.workdir / f"kubeconfig-{name}"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return deploy_token_kubeconfig(setup.project.cluster, name, rules)
 
 
 @pytest.mark.parametrize("verbs", [["get"], ["create"]])

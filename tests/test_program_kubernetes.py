@@ -100,7 +100,8 @@ def test_start_budgets_and_readiness_from_each_kinds_spec(run: Run) -> None:
     assert vllm["readinessProbe"]["exec"] == startup["exec"]
     # pulumi-kubernetes' wait is skipped for the rollout wait, which holds the budget and fails fast.
     deployment = run.one(DEPLOYMENT, "vllm-qwen").inputs
-    assert deployment["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+    # (not skipAwait: for a Deployment that also skips waiting for its deletion, pulumi-kubernetes#3154)
+    assert deployment["metadata"]["annotations"] == {"pulumi.com/waitFor": "jsonpath={.metadata.name}"}
     wait = run.one("pulumi-python:dynamic:Resource", "vllm-qwen-rollout").inputs
     assert wait["budget_s"] > 1800 and wait["deployment"] == "vllm-qwen" and wait["namespace"] == "llm"
     assert wait["context"] == "gpu-cluster" and wait["unschedulable_s"] == 20

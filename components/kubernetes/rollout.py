@@ -2,8 +2,9 @@
 
 pulumi-kubernetes' own Deployment awaiter waits the whole timeout for a pod the scheduler cannot
 place (it logs the reason and fails only at the deadline: ten minutes by default, our start budget
-of half an hour for vLLM). So each Deployment is created with `pulumi.com/skipAwait` and this
-resource waits for it instead, polling the Deployment and its pods through the API server
+of half an hour for vLLM). So each Deployment's readiness wait is replaced (`pulumi.com/waitFor` a
+field it has at once; components/kubernetes/workload.py says why not `skipAwait`) and this resource
+waits for it instead, polling the Deployment and its pods through the API server
 (llmfleet/_kube.py) and deciding with llmfleet/_kube_rollout.py: done once every replica runs the
 new template and is available with no old pod left; failed, naming the pod and the scheduler's own
 words, once a pod has been unschedulable for `unschedulable_s` (Insufficient nvidia.com/gpu, no

@@ -239,12 +239,15 @@ class ServerWorkload(pulumi.ComponentResource):
                 # Kept on destroy, as the Docker volumes are: weights take hours to download again.
                 opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
             ))  # fmt: skip
-        # pulumi-kubernetes' own wait is skipped: `ready` below waits, and fails as soon as a pod cannot
-        # be scheduled instead of at the deadline.
-        skip_await = {"pulumi.com/skipAwait": "true"}
+        # pulumi-kubernetes' own readiness wait is replaced: `ready` below waits, and fails as soon as a pod
+        # cannot be scheduled instead of at the deadline. `waitFor` a field every object has, not
+        # `skipAwait`: for a Deployment that also skips waiting for its deletion (pulumi-kubernetes#3154),
+        # and a destroy, or a replacement under the same name, must wait until its pods are gone and
+        # their GPUs free.
+        ready_at_once = {"pulumi.com/waitFor": "jsonpath={.metadata.name}"}
         self.deployment = k8s.apps.v1.Deployment(
             name,
-            metadata={**meta, "name": name, "annotations": skip_await},
+            metadata={**meta, "name": name, "annotations": ready_at_once},
             spec={
                 "replicas": args.replicas,
                 "selector": {"matchLabels": selector(name)},
@@ -272,7 +275,8 @@ class ServerWorkload(pulumi.ComponentResource):
             port["nodePort"] = args.node_port
         self.service = k8s.core.v1.Service(
             name,
-            metadata={**meta, "name": name, "annotations": skip_await},
+            # A Service's wait is for endpoints, which `ready` covers; its deletion is still waited for.
+            metadata={**meta, "name": name, "annotations": {"pulumi.com/skipAwait": "true"}},
             spec={"type": args.service_type, "selector": selector(name), "ports": [port]},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment]),
         )
