@@ -10,8 +10,10 @@ import pytest
 import yaml
 
 import llmfleet
+from components import FleetSecrets, deploy_fleet
 from components.servers.spec import STOP_GRACE_S
 
+from .fleetdir import BASE_STACK, write_project
 from .pulumi_program import PROJECT, Run, resolve, run_program
 
 MASTER_KEY = "sk-master-0123456789abcdef"
@@ -173,3 +175,35 @@ def test_a_missing_kubeconfig_stops_before_anything_is_created(tmp_path: Path, m
     with pytest.raises(Exception, match=r"no kubeconfig at .*absent.*context 'gpu-cluster'"):
         run_program(STACK, {"llmfleet:masterKey": MASTER_KEY, "llmfleet:apiKeys": f'{{"OLLAMA_API_KEY": "{API_KEY}"}}'},
                     ["llmfleet:masterKey", "llmfleet:apiKeys"], monkeypatch=monkeypatch)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("exposure", "service"),
+    [
+        ("{replicas: 3}", {"type": "ClusterIP"}),
+        ("{service_type: NodePort, node_port: 30400}", {"type": "NodePort", "nodePort": 30400}),
+        ("{service_type: LoadBalancer}", {"type": "LoadBalancer"}),
+    ],
+)
+def test_how_the_gateway_is_exposed(
+    exposure: str, service: dict, kubeconfig: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog = "providers:\n  cpu:\n    kind: llama_cpp\n    gguf: /models/tiny.gguf\n    alias: tiny\n"
+    stack = BASE_STACK + (
+        "  llmfleet:target: kubernetes\n"
+        f"  llmfleet:kubernetes: {{context: c, namespace: llm, gateway: {exposure}, gguf: {{host_path: /srv/m}}}}\n"
+        "  llmfleet:gateway: {port: 4100}\n"
+    )
+    root = write_project(tmp_path / "project", catalog, stack)
+    fleet = llmfleet.load_fleet(root, "test")
+    run = run_program("test", {}, [], program=lambda: deploy_fleet(fleet, FleetSecrets("sk-x-123456"), root),
+                      monkeypatch=monkeypatch)  # fmt: skip
+    spec = run.one(SERVICE, "gateway").inputs["spec"]
+    assert {k: v for k, v in spec.items() if k != "ports"} == {"type": service["type"],
+                                                               "selector": spec["selector"]}  # fmt: skip
+    port = {"name": "http", "port": 4100, "targetPort": "http"}
+    assert spec["ports"] == [{**port, **({"nodePort": service["nodePort"]} if "nodePort" in service else {})}]
+    replicas = run.one(DEPLOYMENT, "gateway").inputs["spec"]["replicas"]
+    assert replicas == (3 if "replicas" in exposure else 2)
+    # The backend's Service keeps the catalog's own port whatever the gateway's is.
+    assert run.one(SERVICE, "cpu").inputs["spec"]["ports"][0]["port"] == 8080
