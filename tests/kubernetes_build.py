@@ -177,7 +177,7 @@ def _build_provider(root: Path, log) -> None:
     (source / "schema-embed.json").write_text(json.dumps(schema, separators=(",", ":")))
     mapping = json.loads((upstream / "terraform-mapping.json").read_text())
     (source / "terraform-mapping-embed.json").write_text(json.dumps(mapping, separators=(",", ":")))
-    print(f"kubernetes_build: building pulumi-resource-kubernetes {PROVIDER_VERSION} (about 12 minutes on 2 cores) ...",
+    print(f"kubernetes_build: building pulumi-resource-kubernetes {PROVIDER_VERSION} (about 6 minutes on 2 cores) ...",
           file=log, flush=True)  # fmt: skip
     partial = bin_path / "pulumi-resource-kubernetes.partial"
     ldflags = f"-s -w -X {PROVIDER_MODULE}/pkg/version.Version={PROVIDER_VERSION}"

@@ -110,6 +110,9 @@ def test_up_creates_each_server_as_designed(deployed: Deployed) -> None:
     nodes = {p["metadata"]["labels"]["app.kubernetes.io/instance"]: p["spec"].get("nodeName") for p in pods.values()}
     assert {nodes["ollama"], nodes["vllm"], nodes["native"]} <= set(GPU_POOL.node_names()), nodes
     assert all(p["status"]["phase"] == "Running" for p in pods.values()), dumps([p["status"] for p in pods.values()])
+    # What Pulumi holds is what the cluster has: a refresh finds nothing to change, and a second `up` neither.
+    project.ok("refresh", "--yes", "--skip-preview", "--expect-no-changes")
+    project.ok("up", "--yes", "--skip-preview", "--expect-no-changes")
 
 
 def test_the_gateway_serves_the_rendered_config_with_its_keys_from_a_secret(project: KubeProject) -> None:
