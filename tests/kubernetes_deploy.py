@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -36,7 +34,7 @@ from tests.kubernetes_cluster import (
     running_cluster,
 )
 from tests.litellm_proxy import MASTER_KEY, free_port
-from tests.real_deploy import PASSPHRASE, PROGRAM_FILES, PROJECT
+from tests.real_deploy import copy_program, engine_env, run_logged
 from tests.standins import (
     StandIn,
     serve_llama_cpp_python,
@@ -155,24 +153,11 @@ class KubeProject:
 
     @property
     def env(self) -> dict[str, str]:
-        venv_bin = Path(sys.executable).parent
-        return {
-            "PATH": os.pathsep.join([str(venv_bin), *map(str, self.path), os.environ.get("PATH", "")]),
-            "HOME": str(self.root),  # no ~/.kube/config of the machine's is ever read
-            "PULUMI_HOME": str(self.root / ".pulumi-home"),
-            "PULUMI_BACKEND_URL": f"file://{self.root / '.state'}",
-            "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
-            "PULUMI_SKIP_UPDATE_CHECK": "true",
-            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-            "LITELLM_MASTER_KEY": MASTER_KEY,
-            "NO_COLOR": "1",
-        }
+        # HOME too: no ~/.kube/config of the machine's is ever read.
+        return {**engine_env(self.root, self.path), "HOME": str(self.root)}
 
     def run(self, argv: list[str], timeout: float, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(argv, cwd=self.root, env=self.env, input=stdin, capture_output=True, text=True,
-                              timeout=timeout, check=False)  # fmt: skip
-        self.log.append(f"$ {' '.join(argv)} -> {done.returncode}\n{done.stdout}\n{done.stderr}")
-        return done
+        return run_logged(self.root, self.env, self.log, argv, timeout, stdin)
 
     def pulumi(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         return self.run(["pulumi", *args, "--stack", STACK, "--non-interactive"], timeout)
@@ -218,19 +203,8 @@ class KubeProject:
 
 
 def make_project(root: Path, path: list[Path], cluster: Cluster) -> KubeProject:
-    """The project copied, its stack created with the master key set, the namespace and the storage made."""
-    root.mkdir(parents=True, exist_ok=True)
-    for name in PROGRAM_FILES:
-        source = PROJECT / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "venv"))
-        else:
-            shutil.copy2(source, root / name)
-    for directory in ("config", "stacks", ".state", ".pulumi-home"):
-        (root / directory).mkdir()
-    venv = Path(sys.executable).parent.parent
-    (root / ".venv").symlink_to(venv)
-    (root / "policy" / "venv").symlink_to(venv)
+    """The project copied, and the namespace and the storage made in the cluster."""
+    copy_program(root)
     cluster.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
     for path_, manifest in storage_manifests():
         cluster.create(path_, manifest)

@@ -100,26 +100,10 @@ class Project:
 
     @property
     def env(self) -> dict[str, str]:
-        home = self.root / ".pulumi-home"
-        venv_bin = Path(sys.executable).parent
-        return {
-            **self.docker.env,
-            "PATH": os.pathsep.join([str(venv_bin), str(self.engine_bin), os.environ.get("PATH", "")]),
-            "PULUMI_HOME": str(home),
-            "PULUMI_BACKEND_URL": f"file://{self.root / '.state'}",
-            "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
-            "PULUMI_SKIP_UPDATE_CHECK": "true",
-            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-            # The policy pack reads the gateway's key from here, as in the deploy workflow.
-            "LITELLM_MASTER_KEY": MASTER_KEY,
-            "NO_COLOR": "1",
-        }
+        return {**self.docker.env, **engine_env(self.root, [self.engine_bin])}
 
     def run(self, argv: list[str], timeout: float, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(argv, cwd=self.root, env=self.env, input=stdin, capture_output=True, text=True,
-                              timeout=timeout, check=False)  # fmt: skip
-        self.log.append(f"$ {' '.join(argv)} -> {done.returncode}\n{done.stdout}\n{done.stderr}")
-        return done
+        return run_logged(self.root, self.env, self.log, argv, timeout, stdin)
 
     def set_secret(self, key: str, value: str) -> None:
         """`pulumi config set --secret`, the value on stdin: never on a command line."""
@@ -189,7 +173,37 @@ def seeded_registry(docker: DockerEngine, gguf: Path, work: Path) -> Iterator[ol
         docker.docker("network", "rm", REGISTRY_NETWORK, check=False)
 
 
-def make_project(root: Path, engine_bin: Path, docker: DockerEngine) -> Project:
+def engine_env(root: Path, path: list[Path]) -> dict[str, str]:
+    """The environment the real engine runs a copied project in: the virtualenv and `path` (the
+    engine's binaries, a provider's) first on PATH, a `file://` backend and PULUMI_HOME of its own,
+    passphrase secrets, no update check and no plugin download."""
+    venv_bin = Path(sys.executable).parent
+    return {
+        "PATH": os.pathsep.join([str(venv_bin), *map(str, path), os.environ.get("PATH", "")]),
+        "PULUMI_HOME": str(root / ".pulumi-home"),
+        "PULUMI_BACKEND_URL": f"file://{root / '.state'}",
+        "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        # The policy pack reads the gateway's key from here, as in the deploy workflow.
+        "LITELLM_MASTER_KEY": MASTER_KEY,
+        "NO_COLOR": "1",
+    }
+
+
+def run_logged(
+    root: Path, env: dict[str, str], log: list[str], argv: list[str], timeout: float, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `argv` in the project, its command and output appended to `log` (for failures)."""
+    done = subprocess.run(argv, cwd=root, env=env, input=stdin, capture_output=True, text=True,
+                          timeout=timeout, check=False)  # fmt: skip
+    log.append(f"$ {' '.join(argv)} -> {done.returncode}\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def copy_program(root: Path) -> None:
+    """The program, components, library and policy pack copied as they are into `root`, with the
+    directories a project needs and the tests' virtualenv where Pulumi.yaml and PulumiPolicy.yaml look."""
     root.mkdir(parents=True, exist_ok=True)
     for name in PROGRAM_FILES:
         source = PROJECT / name
@@ -203,6 +217,10 @@ def make_project(root: Path, engine_bin: Path, docker: DockerEngine) -> Project:
     venv = Path(sys.executable).parent.parent
     (root / ".venv").symlink_to(venv)
     (root / "policy" / "venv").symlink_to(venv)
+
+
+def make_project(root: Path, engine_bin: Path, docker: DockerEngine) -> Project:
+    copy_program(root)
     return Project(root=root, engine_bin=engine_bin, docker=docker)
 
 
