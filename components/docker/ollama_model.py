@@ -25,7 +25,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import Resource
 
-from ..servers.ollama_model import OllamaModelLifecycle, ServerDown, create_from_gguf_argv
+from ..servers.ollama_model import OllamaModelLifecycle, ServerDown, create_from_gguf_argv, model_props
 from .cli import Runner, run_docker
 
 # What `docker exec` prints when there is no running container to exec into (moby
@@ -96,9 +96,6 @@ class OllamaModel(Resource):
     digest: pulumi.Output[str]
 
     def __init__(self, name: str, args: OllamaModelArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        props = {"docker_host": args.docker_host, "container": args.container, "tag": args.tag, "digest": None}
-        if args.gguf:  # only when given, so the state of pulled models reads as before
-            props["gguf"] = args.gguf
-        if args.insecure:  # likewise
-            props["insecure"] = True
+        props = {"docker_host": args.docker_host, "container": args.container,
+                 **model_props(args.tag, args.gguf, args.insecure)}  # fmt: skip
         super().__init__(OllamaModelProvider(), name, props, opts)

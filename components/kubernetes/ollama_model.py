@@ -28,7 +28,7 @@ from pulumi.dynamic import DiffResult, Resource, UpdateResult
 from llmfleet import OllamaProvider
 
 from ..servers.ollama import model_resource_name
-from ..servers.ollama_model import OllamaModelLifecycle, ServerDown
+from ..servers.ollama_model import OllamaModelLifecycle, ServerDown, model_props
 from .workload import ServerWorkload, container_name
 
 # (props, argv, timeout seconds) -> (exit code, stdout, stderr); tests pass a fake one.
@@ -110,13 +110,8 @@ class KubernetesOllamaModel(Resource):
             "namespace": args.namespace,
             "deployment": args.deployment,
             "container": args.container,
-            "tag": args.tag,
-            "digest": None,
+            **model_props(args.tag, args.gguf, args.insecure),
         }
-        if args.gguf:
-            props["gguf"] = args.gguf
-        if args.insecure:
-            props["insecure"] = True
         super().__init__(KubernetesOllamaModelProvider(), name, props, opts)
 
 

@@ -46,6 +46,18 @@ def create_from_gguf_argv(tag: str, gguf: str) -> list[str]:
     return ["sh", "-c", CREATE_FROM_GGUF, "sh", gguf, tag]
 
 
+def model_props(tag: str, gguf: str | None, insecure: bool) -> dict[str, Any]:
+    """The inputs every target's model resource carries: the tag Ollama lists, and the GGUF it is
+    created from and `insecure` only when given, so the state of pulled models reads as before they
+    existed (a key added to every model would be a diff on each one)."""
+    props: dict[str, Any] = {"tag": tag, "digest": None}
+    if gguf:
+        props["gguf"] = gguf
+    if insecure:
+        props["insecure"] = True
+    return props
+
+
 class ServerDown(RuntimeError):
     """The Ollama server is stopped or missing: there is no model list to read."""
 
