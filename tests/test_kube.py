@@ -22,7 +22,6 @@ from typing import Any
 import pytest
 import yaml
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.server import serve
 
 from llmfleet import LlmfleetError, _kube
 from llmfleet._kube import (
@@ -37,6 +36,7 @@ from llmfleet._kube import (
     target_port,
 )
 
+from .kube_standin import serving
 from .kubernetes_cluster import write_kubeconfig, write_pki
 from .litellm_proxy import free_port
 
@@ -402,14 +402,8 @@ def stand_in(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[StandIn, KubeAcc
     monkeypatch.setattr(_kube, "OPEN_ATTEMPT_TIMEOUT", 0.5)
     monkeypatch.setattr(_kube, "OPEN_TIMEOUT", 1.0)
     state = StandIn()
-    server = serve(state.handler, "127.0.0.1", 0, process_request=state.process_request,
-                   subprotocols=[PORT_FORWARD_PROTOCOL], compression=None)  # fmt: skip
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    access = KubeAccess(f"http://127.0.0.1:{server.socket.getsockname()[1]}", None, source="stand-in")
-    yield state, access
-    server.shutdown()
-    thread.join(10)
+    with serving(state, PORT_FORWARD_PROTOCOL) as access:
+        yield state, access
     assert [t.name for t in threading.enumerate() if t.name.startswith("llmfleet-forward")] == []
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +16,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.server import serve
 
 from llmfleet import _kube
 from llmfleet._kube import (
@@ -30,6 +28,8 @@ from llmfleet._kube import (
     deployment_ready_pod,
     exec_in_pod,
 )
+
+from .kube_standin import serving
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -108,15 +108,8 @@ STALL = 1.5
 def stand_in(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[StandIn, KubeAccess]]:
     monkeypatch.setattr(_kube, "OPEN_ATTEMPT_TIMEOUT", 0.5)
     state = StandIn()
-    server = serve(state.handler, "127.0.0.1", 0, process_request=state.process_request,
-                   subprotocols=[EXEC_PROTOCOL], compression=None)  # fmt: skip
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    access = KubeAccess(f"http://127.0.0.1:{server.socket.getsockname()[1]}", None, source="stand-in")
-    yield state, access
-    server.shutdown()
-    thread.join(10)
-    assert not thread.is_alive()
+    with serving(state, EXEC_PROTOCOL) as access:
+        yield state, access
 
 
 def run(access: KubeAccess, *argv: str, pod: str = "ollama-7f9-abc", timeout: float = 10) -> ExecResult:
