@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._catalog import ExternalProvider
 from ._kube import forwarded, load_kubeconfig
 from ._load import Fleet
 from ._stack import Kubernetes
@@ -55,8 +54,6 @@ def reached(fleet: Fleet, project_dir: Path, url: str | None, backends: bool = F
         if backends:
             found = {}
             for name, provider in fleet.catalog.local_providers().items():
-                if isinstance(provider, ExternalProvider):
-                    continue
                 backend = forwards.enter_context(forwarded(access, kube.namespace, name, provider.listen_port))
                 errors.append(backend.errors)
                 found[name] = str(backend)

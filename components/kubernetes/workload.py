@@ -171,7 +171,7 @@ class WorkloadArgs:
     node_port: int | None = None
 
 
-def pod_spec(args: WorkloadArgs, name: str) -> dict[str, Any]:
+def pod_spec(args: WorkloadArgs) -> dict[str, Any]:
     spec, pool = args.spec, args.pool
     pod_volumes, mounts = volumes(spec, args.storage)
     if args.files:
@@ -252,7 +252,7 @@ class ServerWorkload(pulumi.ComponentResource):
                 "replicas": args.replicas,
                 "selector": {"matchLabels": selector(name)},
                 "strategy": strategy(args),
-                "template": {"metadata": {"labels": meta["labels"]}, "spec": pod_spec(args, name)},
+                "template": {"metadata": {"labels": meta["labels"]}, "spec": pod_spec(args)},
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*claim_deps, *args.depends_on]),
         )
